@@ -1,0 +1,122 @@
+# ringfront - quiet, hand-written Makefile. `make help` lists the targets.
+#
+# BUILD selects the flavour: release (default), debug (ASan+UBSan), tsan,
+# profile. Each flavour has its own object directory; ./ringfront is a copy
+# of the last flavour built, re-linked whenever the flavour changes.
+
+BUILD ?= release
+CC ?= cc
+V ?= 0
+
+ifeq ($(V),0)
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2);
+else
+Q :=
+msg =
+endif
+
+WARN := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASE := -std=c11 -D_GNU_SOURCE -g -fno-omit-frame-pointer -pthread -MMD -MP -Isrc $(WARN)
+
+ifeq ($(BUILD),release)
+  OPT := -O2
+else ifeq ($(BUILD),profile)
+  OPT := -O2 -fno-inline-functions-called-once
+else ifeq ($(BUILD),debug)
+  OPT := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -DRF_DEBUG=1
+else ifeq ($(BUILD),tsan)
+  OPT := -O1 -fsanitize=thread -DRF_DEBUG=1
+else
+  $(error BUILD must be release, debug, tsan or profile)
+endif
+
+CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
+LDFLAGS_ALL := $(OPT) -pthread $(LDFLAGS)
+LIBS := -luring
+
+OUT := build/$(BUILD)
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(OUT)/%.o)
+LIB_OBJS := $(filter-out $(OUT)/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
+TOOL_BINS := build/demo-backend build/fleet
+
+.PHONY: all debug tsan profile release run test test-unit test-integration \
+        bench clean help deps deps-test FORCE
+
+all: ringfront $(TOOL_BINS)
+
+help:
+	@echo 'make               build ./ringfront (release) and the demo tools'
+	@echo 'make debug         build with AddressSanitizer + UndefinedBehaviorSanitizer'
+	@echo 'make tsan          build with ThreadSanitizer'
+	@echo 'make profile       build with symbols and frame pointers for perf'
+	@echo 'make run           start the demo stack: two demo backends + ringfront on :8080'
+	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize)'
+	@echo 'make bench         side-by-side benchmark against HAProxy and nginx'
+	@echo 'make clean         remove build outputs'
+	@echo 'V=1                show the full commands'
+
+debug release tsan profile:
+	$(Q)$(MAKE) --no-print-directory BUILD=$@ all
+
+# Install build dependencies (liburing) when they are missing.
+deps:
+	$(Q)tools/install-deps.sh build
+
+deps-test:
+	$(Q)tools/install-deps.sh test
+
+# ./ringfront is re-linked when the flavour differs from the last one built.
+ringfront: $(OUT)/ringfront build/.flavour-$(BUILD)
+	$(Q)cp $(OUT)/ringfront $@
+
+build/.flavour-$(BUILD):
+	$(Q)mkdir -p build && rm -f build/.flavour-* && touch $@
+
+$(OUT)/ringfront: $(OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(LIBS)
+
+$(OUT)/%.o: src/%.c | deps-stamp
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+.PHONY: deps-stamp
+deps-stamp:
+	$(Q)test -f /usr/include/liburing.h || tools/install-deps.sh build
+
+$(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDFLAGS_ALL) $(LIBS)
+
+# The demo tools are plain C with no sanitizers: they are fixtures, not the
+# code under test, and must stay fast enough to drive benchmarks.
+build/%: tools/%.c src/common.h
+	@mkdir -p build
+	$(call msg,CC,$<)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -pthread $(WARN) -Isrc -o $@ $<
+
+build/demo-backend: tools/demo-backend.c
+build/fleet: tools/fleet.c
+
+run: all
+	$(Q)tools/demo.sh
+
+test: deps-test all $(UNIT_BINS)
+	$(Q)BUILD=$(BUILD) tests/run.sh $(OUT)/tests
+
+test-unit: $(UNIT_BINS)
+	$(Q)BUILD=$(BUILD) tests/run.sh --unit-only $(OUT)/tests
+
+bench: all
+	$(Q)bench/wrk/run.sh $(BENCH_ARGS)
+
+clean:
+	rm -rf build ringfront
+
+-include $(OBJS:.o=.d)

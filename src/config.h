@@ -1,0 +1,128 @@
+/* config.h - the parsed configuration and the INI loader.
+ *
+ * The loader is table driven: each section has one table row per key
+ * (name, type, bounds, default, target offset), so validation, defaults,
+ * documentation and the test that conf/default.ini lists every key all read
+ * the same rows. A config is built once at start-up (or reload) with calloc
+ * and freed as a whole by config_free(); the request path only reads it. */
+#ifndef RF_CONFIG_H
+#define RF_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define RF_MAX_LISTEN   8
+#define RF_NAME_MAX     64
+
+struct rf_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64];          /* "host:port" as written, for logs and headers */
+};
+
+enum rf_balance {
+	RF_BAL_ROUND_ROBIN = 0,
+	RF_BAL_WEIGHTED,
+	RF_BAL_LEAST_CONN,
+	RF_BAL_IP_HASH,
+	RF_BAL_LEAST_TIME,
+	RF_BAL_ADAPTIVE,
+	RF_BAL_RANDOM2,
+};
+
+enum rf_log_level {
+	RF_LOG_ERROR = 0,
+	RF_LOG_WARN,
+	RF_LOG_INFO,
+	RF_LOG_DEBUG,
+};
+
+struct rf_server_conf {
+	struct rf_addr addr;
+	uint32_t weight;        /* weight=N after the address, default 1 */
+};
+
+struct rf_upstream_conf {
+	char name[RF_NAME_MAX];
+	struct rf_server_conf *servers;  /* owned, nservers entries */
+	uint32_t nservers;
+	uint32_t balance;                /* enum rf_balance */
+	char *health_path;               /* owned */
+	uint32_t health_interval_ms;
+	uint32_t health_timeout_ms;
+	uint32_t fall;
+	uint32_t rise;
+	uint32_t max_retries;
+	uint32_t keepalive;              /* idle pooled connections per server per worker */
+	uint32_t connect_timeout_ms;
+	uint32_t response_timeout_ms;    /* backend silent this long -> 504 */
+	int line;                        /* where the section starts, for errors */
+};
+
+struct rf_route_conf {
+	char *prefix;           /* owned, starts with '/' */
+	uint32_t upstream;      /* index into rf_config.upstreams */
+	int line;
+};
+
+struct rf_config {
+	char *path;             /* owned: the file it was read from */
+
+	/* [server] */
+	struct rf_addr listen[RF_MAX_LISTEN];
+	uint32_t nlisten;
+	uint32_t workers;                /* 0 = auto (one per online CPU) */
+	uint32_t max_connections;        /* client connections per process */
+	uint32_t header_timeout_ms;      /* whole request head must arrive in time */
+	uint32_t keepalive_timeout_ms;   /* idle client connection between requests */
+	uint32_t shutdown_timeout_ms;    /* graceful stop: in-flight requests finish */
+	uint32_t max_header_size;        /* bytes -> 431 beyond */
+	uint32_t max_uri_size;           /* bytes -> 414 beyond */
+	uint64_t max_body_size;          /* bytes -> 413 beyond; 0 = unlimited */
+	uint32_t recv_buffers;           /* provided receive buffers per worker */
+	uint32_t recv_buffer_size;       /* bytes each */
+	uint32_t log_level;              /* enum rf_log_level */
+	char *log_file;                  /* owned; NULL = stderr */
+	char *access_log;                /* owned; NULL = off */
+
+	/* [upstream NAME], in file order */
+	struct rf_upstream_conf *upstreams;  /* owned */
+	uint32_t nupstreams;
+
+	/* [route], sorted longest prefix first */
+	struct rf_route_conf *routes;        /* owned */
+	uint32_t nroutes;
+};
+
+/* Load and validate <path>. On success returns 0 and sets *out (free with
+ * config_free). On failure returns a negative errno and writes a message of
+ * the form "FILE:LINE: message" (or "FILE: message" when no line applies)
+ * into <err> (size <errlen>). */
+int config_load(const char *path, struct rf_config **out, char *err, size_t errlen);
+
+/* Same as config_load() over an in-memory text; <name> is used in messages. */
+int config_parse(const char *name, const char *text, size_t len,
+		 struct rf_config **out, char *err, size_t errlen);
+
+void config_free(struct rf_config *cfg);
+
+/* Parse "host:port" (IPv4, [IPv6]:port, or "localhost"/hostname resolved
+ * with getaddrinfo at load time). Returns 0 or -EINVAL. */
+int config_parse_addr(const char *text, struct rf_addr *out);
+
+/* Parse helpers shared by the tables and tests: sizes take k/m/g suffixes
+ * (powers of 1024), durations take ms/s/m/h (a bare number is seconds).
+ * Return 0 or -EINVAL / -ERANGE. */
+int config_parse_size(const char *text, uint64_t *out);
+int config_parse_duration_ms(const char *text, uint64_t *out);
+
+/* Name of a balance strategy / parse one. */
+const char *config_balance_name(uint32_t balance);
+int config_balance_parse(const char *text, uint32_t *out);
+
+/* Print every section and key with its default and help text, in INI form
+ * (used to check conf/default.ini lists every key). */
+void config_dump_keys(FILE *out);
+
+#endif

@@ -1,0 +1,21 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages ringfront needs, only when
+# they are missing. Usage: tools/install-deps.sh build|test|bench
+set -e
+case "${1:-build}" in
+build) pkgs="liburing-dev gcc make" ;;
+test)  pkgs="liburing-dev gcc make curl python3 wrk procps" ;;
+bench) pkgs="liburing-dev gcc make curl wrk haproxy nginx-light procps util-linux" ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq $missing >/dev/null
