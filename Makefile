@@ -31,6 +31,7 @@ else
   $(error BUILD must be release, debug, tsan or profile)
 endif
 
+URING_VERSION := $(shell pkg-config --modversion liburing 2>/dev/null || echo unknown)
 CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
 LDFLAGS_ALL := $(OPT) -pthread $(LDFLAGS)
 LIBS := -luring
@@ -79,6 +80,8 @@ build/.flavour-$(BUILD):
 $(OUT)/ringfront: $(OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(LIBS)
+
+$(OUT)/main.o: CFLAGS_ALL += -DRF_LIBURING_VERSION='"$(URING_VERSION)"'
 
 $(OUT)/%.o: src/%.c | deps-stamp
 	@mkdir -p $(dir $@)

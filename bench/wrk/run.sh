@@ -1,0 +1,886 @@
+#!/usr/bin/env bash
+# bench/wrk/run.sh - side-by-side benchmark of ringfront, HAProxy and nginx
+# (and of the backend itself, "direct") on 127.0.0.1, driven by wrk.
+#
+# Two nginx backends run on CPU 1, each proxy in turn on CPU 0 with one
+# worker, wrk on CPU 1. For every run we record wrk's figures, the CPU time
+# of the proxy's whole process tree (so CPU per request), its memory, a CPU
+# speed reference before, during and after, and how busy the machine was next to
+# what our own processes used. bench/README.md explains the figures.
+#
+# Usage: bench/wrk/run.sh [--duration S] [--repeat N] [--scenarios a,b|all]
+#                         [--targets ringfront,haproxy,nginx,direct]
+#                         [--whole-machine] [--quick] [--quiet-wait S] [--keep] [--list]
+#        bench/wrk/run.sh --serve ringfront|haproxy|nginx|backends [--serve-for S]
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+HOST=127.0.0.1                  # never send traffic anywhere else
+PROXY_PORT=19080
+BE_PORTS=(19101 19102)
+BODY='{"id":42,"name":"user-42","email":"user42@example.com","ok":true}'
+
+DURATION=5
+REPEAT=3
+SCENARIOS=keepalive,close,64k
+TARGETS=ringfront,haproxy,nginx,direct
+WHOLE=0
+KEEP=0
+SERVE=
+SERVE_FOR=600
+QUIET_WAIT=10       # per run, seconds to wait for other people's load to pass
+QUIET_BUDGET=60     # ... and at most this much over the whole session
+RINGFRONT=${RINGFRONT:-$ROOT/ringfront}
+RESULTS_DIR=$ROOT/bench/results
+
+# The scenarios. One row each:
+#   name | wrk threads | connections | path | extra wrk args | targets | unit | status | description
+# unit: rps (requests/s) or mbps (also report MiB/s), plus ",nolat" when
+# wrk's latency figures mean nothing (pipelining). status: ok, or the
+# reason the scenario is skipped. @HERE@ is this directory. To add a
+# scenario, add a row (and, if it needs more than plain proxying, the
+# per-target configuration it needs).
+SCENARIO_TABLE='
+keepalive | 1 | 64   | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET, 66-byte JSON body, 64 connections
+close     | 1 | 64   | /users/42       | -H "Connection: close"     | ringfront haproxy nginx direct | rps  | ok | one request per client connection (Connection: close); backend connections stay pooled
+64k       | 1 | 64   | /bytes64k       |                            | ringfront haproxy nginx direct | mbps | ok | keep-alive GET of a 64 KiB body
+cache     | 1 | 64   | /cache/users/42 |                            | ringfront haproxy nginx        | rps  | not yet: needs [cache] in ringfront and cache configs for HAProxy/nginx | cache hits (Cache-Control: max-age=60)
+429       | 1 | 64   | /users/42       |                            | ringfront haproxy nginx        | rps  | not yet: needs [ratelimit] in ringfront, stick-table/limit_req configs and a Lua 429 counter | every request rejected by the rate limiter
+2000conn  | 2 | 2000 | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET over 2,000 busy connections (wrk -t2)
+pipeline  | 1 | 64   | /users/42       | -s @HERE@/pipeline.lua     | ringfront haproxy nginx direct | rps,nolat | ok | 16 pipelined GETs per write on each of 64 connections
+'
+
+usage() {
+	sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'
+	cat <<EOF
+
+Options:
+  --duration S        seconds per run (default $DURATION)
+  --repeat N          runs per scenario and target; medians are reported (default $REPEAT)
+  --scenarios LIST    comma-separated scenario names, or "all" (default $SCENARIOS)
+  --targets LIST      from ringfront,haproxy,nginx,direct (default all four)
+  --whole-machine     no pinning: ringfront workers=auto, HAProxy nbthread 2,
+                      nginx worker_processes 2, wrk -t2 on both CPUs
+  --quick             smoke test: 1 s runs, 1 repeat, no --quiet-wait
+  --quiet-wait S      before each run, wait up to S s (default $QUIET_WAIT; at most
+                      $QUIET_BUDGET s per session) while other processes keep the
+                      machine busy; 0 disables
+  --keep              keep the temporary directory (configs, logs, wrk output)
+  --list              list the scenarios and exit
+  --serve TARGET      no benchmark: start the backends and TARGET (ringfront,
+                      haproxy, nginx, or "backends" alone) with the benchmark's
+                      configs and pinning, print their pids and configs, and
+                      wait (Ctrl-C, or --serve-for S, default $SERVE_FOR) so you can
+                      drive wrk by hand and profile (see bench/README.md)
+Environment: RINGFRONT=path/to/binary (default ./ringfront)
+EOF
+}
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "run.sh: $*"; exit 1; }
+trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; printf '%s' "$s"; }
+
+# ---------------------------------------------------------------- scenarios
+declare -a SC_ALL=()
+declare -A SC_THR SC_CONNS SC_PATH SC_EXTRA SC_TARGETS SC_UNIT SC_STATUS SC_DESC
+while IFS='|' read -r n t c p x tg u st ds; do
+	n=$(trim "$n")
+	[[ -z $n || $n == \#* ]] && continue
+	SC_ALL+=("$n")
+	SC_THR[$n]=$(trim "$t"); SC_CONNS[$n]=$(trim "$c"); SC_PATH[$n]=$(trim "$p")
+	SC_EXTRA[$n]=$(trim "$x"); SC_TARGETS[$n]=$(trim "$tg"); SC_UNIT[$n]=$(trim "$u")
+	SC_STATUS[$n]=$(trim "$st"); SC_DESC[$n]=$(trim "$ds")
+done <<<"$SCENARIO_TABLE"
+
+# ---------------------------------------------------------------- options
+while (($#)); do
+	case $1 in
+	--duration) DURATION=${2:?}; shift ;;
+	--duration=*) DURATION=${1#*=} ;;
+	--repeat) REPEAT=${2:?}; shift ;;
+	--repeat=*) REPEAT=${1#*=} ;;
+	--scenarios) SCENARIOS=${2:?}; shift ;;
+	--scenarios=*) SCENARIOS=${1#*=} ;;
+	--targets) TARGETS=${2:?}; shift ;;
+	--targets=*) TARGETS=${1#*=} ;;
+	--whole-machine) WHOLE=1 ;;
+	--quick) DURATION=1; REPEAT=1; QUIET_WAIT=0 ;;
+	--quiet-wait) QUIET_WAIT=${2:?}; shift ;;
+	--quiet-wait=*) QUIET_WAIT=${1#*=} ;;
+	--keep) KEEP=1 ;;
+	--serve) SERVE=${2:?}; shift ;;
+	--serve=*) SERVE=${1#*=} ;;
+	--serve-for) SERVE_FOR=${2:?}; shift ;;
+	--serve-for=*) SERVE_FOR=${1#*=} ;;
+	--list)
+		for n in "${SC_ALL[@]}"; do
+			printf '%-10s %-5s %s\n' "$n" "$([[ ${SC_STATUS[$n]} == ok ]] && echo ok || echo skip)" "${SC_DESC[$n]}"
+		done
+		exit 0 ;;
+	-h|--help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+	shift
+done
+[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration takes whole seconds >= 1 (wrk's -d is in whole seconds)"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat takes a number >= 1"
+[[ $QUIET_WAIT =~ ^[0-9]+$ ]] || die "--quiet-wait takes seconds"
+[[ $SCENARIOS == all ]] && SCENARIOS=$(IFS=,; echo "${SC_ALL[*]}")
+IFS=, read -r -a RUN_SCENARIOS <<<"$SCENARIOS"
+for s in "${RUN_SCENARIOS[@]}"; do
+	[[ -n ${SC_UNIT[$s]:-} ]] || die "unknown scenario '$s' (known: ${SC_ALL[*]})"
+done
+case $SERVE in
+''|backends) ;;
+ringfront|haproxy|nginx) TARGETS=$SERVE ;;
+*) die "--serve takes ringfront, haproxy, nginx or backends" ;;
+esac
+[[ $SERVE_FOR =~ ^[1-9][0-9]*$ ]] || die "--serve-for takes seconds"
+IFS=, read -r -a RUN_TARGETS <<<"$TARGETS"
+for t in "${RUN_TARGETS[@]}"; do
+	case $t in ringfront|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
+done
+
+# ---------------------------------------------------------------- tools
+"$ROOT/tools/install-deps.sh" bench || die "tools/install-deps.sh bench failed"
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=$(command -v python3 || true)
+if [[ -z $PY ]]; then
+	log "installing python3-minimal (the report helper needs it)"
+	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+	$SUDO apt-get install -y -qq python3-minimal >/dev/null || die "cannot install python3"
+	PY=/usr/bin/python3
+fi
+for tool in wrk haproxy nginx curl taskset timeout cc; do
+	command -v "$tool" >/dev/null || die "$tool not found"
+done
+
+# Connection limits follow the fd limit: the hard limit is 20,000 on the
+# project's machines, even for root.
+hard=$(ulimit -Hn)
+[[ $hard == unlimited ]] && hard=1048576
+ulimit -n "$hard" 2>/dev/null || log "warning: could not raise ulimit -n to $hard"
+NOFILE=$(ulimit -n)
+MAXCONN=$(( (NOFILE - 200) / 2 ))     # each proxied connection holds 2 fds
+NGX_CONNS=$(( NOFILE - 200 ))         # nginx counts both sides
+for s in "${RUN_SCENARIOS[@]}"; do
+	((SC_CONNS[$s] + 50 < MAXCONN)) || die "scenario $s needs ${SC_CONNS[$s]} connections; ulimit -n is only $NOFILE"
+done
+
+if ((WHOLE)); then
+	MODE=whole
+	PIN0=(); PIN1=()
+	RF_WORKERS=auto; HA_THREADS=2; NG_WORKERS=2; PROXY_CPUS=2
+else
+	MODE=pinned
+	PIN0=(taskset -c 0); PIN1=(taskset -c 1)
+	RF_WORKERS=1; HA_THREADS=1; NG_WORKERS=1; PROXY_CPUS=1
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- processes
+# Every process tree we start is recorded as "pid:starttime"; cleanup stops
+# them all by pid (never by name: other people's nginx may be running).
+declare -a STARTED=()
+declare -a TREE=()
+START_TIME=
+
+# proc_start_time PID: field 22 of /proc/PID/stat into START_TIME.
+proc_start_time() {
+	local line
+	START_TIME=
+	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+	local -a a=(${line##*) })
+	START_TIME=${a[19]}
+}
+
+# proc_alive PID STARTTIME: the same process still runs (not a zombie).
+proc_alive() {
+	local line
+	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+	local -a a=(${line##*) })
+	[[ ${a[0]} != Z && ${a[0]} != X && ${a[19]} == "$2" ]]
+}
+
+# tree_of ROOT: ROOT and all its descendants (via the ppid links in
+# /proc/*/stat) into TREE.
+tree_of() {
+	local root=$1 f line pid p
+	local -A kids=()
+	local -a a queue
+	for f in /proc/[0-9]*/stat; do
+		{ read -r line <"$f"; } 2>/dev/null || continue
+		pid=${line%% *}
+		a=(${line##*) })
+		kids[${a[1]}]+=" $pid"
+	done
+	TREE=()
+	[[ -e /proc/$root/stat ]] || return 0
+	queue=("$root")
+	while ((${#queue[@]})); do
+		p=${queue[0]}
+		queue=("${queue[@]:1}")
+		TREE+=("$p")
+		queue+=(${kids[$p]:-})
+	done
+}
+
+# tree_sample ROOT [rss]: TREE_TICKS = utime+stime (fields 14, 15) of every
+# process in the tree, plus cutime+cstime (16, 17: children it already
+# reaped, normally constant, so a worker that exits mid-run is not lost).
+# Threads, io_uring workers included: they are in the process's own counts,
+# so /proc/PID/task/* is NOT added. With "rss", TREE_RSS_KB = sum of VmRSS.
+tree_sample() {
+	local p line k v rest
+	local -a a
+	tree_of "$1"
+	TREE_TICKS=0 TREE_RSS_KB=0 TREE_N=${#TREE[@]}
+	for p in "${TREE[@]}"; do
+		{ read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
+		a=(${line##*) })
+		((TREE_TICKS += a[11] + a[12] + a[13] + a[14]))
+		if [[ ${2:-} == rss ]]; then
+			{ while read -r k v rest; do
+				[[ $k == VmRSS: ]] && { ((TREE_RSS_KB += v)); break; }
+			done <"/proc/$p/status"; } 2>/dev/null
+		fi
+	done
+}
+
+# stat_sample PREFIX: busy ticks (user nice system irq softirq) and steal of
+# all CPUs, cpu0 and cpu1 from /proc/stat into PREFIX_* variables.
+stat_sample() {
+	local name u n s idle iow irq sirq steal rest
+	while read -r name u n s idle iow irq sirq steal rest; do
+		case $name in
+		cpu) printf -v "$1_busy_all" %s $((u + n + s + irq + sirq))
+		     printf -v "$1_steal_all" %s "$steal" ;;
+		cpu0) printf -v "$1_busy_cpu0" %s $((u + n + s + irq + sirq)) ;;
+		cpu1) printf -v "$1_busy_cpu1" %s $((u + n + s + irq + sirq)) ;;
+		cpu*) ;;
+		*) break ;;
+		esac
+	done </proc/stat
+}
+
+register() { proc_start_time "$1"; STARTED+=("$1:${START_TIME:-0}"); }
+unregister() {
+	local i
+	for i in "${!STARTED[@]}"; do
+		[[ ${STARTED[$i]%%:*} == "$1" ]] && unset 'STARTED[i]'
+	done
+	STARTED=("${STARTED[@]}")
+}
+
+# stop_tree ROOT: SIGTERM to ROOT, then to the rest of its tree after 2.5 s,
+# SIGKILL to whatever of it is left after 5 s (each pid checked against its
+# start time, so a recycled pid is never hit). nginx's workers outlive a
+# killed master, hence the whole tree. Returns 1 if something survived.
+stop_tree() {
+	local root=$1 i p left
+	tree_of "$root"
+	local -a pids=("${TREE[@]}") starts=()
+	for p in "${pids[@]}"; do proc_start_time "$p"; starts+=("${START_TIME:-x}"); done
+	kill -TERM "$root" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		left=0
+		for p in "${!pids[@]}"; do
+			proc_alive "${pids[$p]}" "${starts[$p]}" && { left=1; break; }
+		done
+		((left)) || break
+		if ((i == 50)); then
+			for p in "${!pids[@]}"; do
+				proc_alive "${pids[$p]}" "${starts[$p]}" && kill -TERM "${pids[$p]}" 2>/dev/null
+			done
+		fi
+		sleep 0.05
+	done
+	if ((left)); then
+		for p in "${!pids[@]}"; do
+			if proc_alive "${pids[$p]}" "${starts[$p]}"; then
+				log "  pid ${pids[$p]} ($(cat /proc/${pids[$p]}/comm 2>/dev/null)) ignored SIGTERM: SIGKILL"
+				kill -KILL "${pids[$p]}" 2>/dev/null
+			fi
+		done
+		sleep 0.2
+	fi
+	# bash would report a crash as "line N: Segmentation fault  \"$@\"...";
+	# say instead which process it was (SIGTERM/SIGKILL are ours).
+	{ wait "$root"; } 2>/dev/null
+	STOP_STATUS=$?
+	if ((STOP_STATUS > 128 && STOP_STATUS != 143 && STOP_STATUS != 137)); then
+		STOP_CRASH="$(kill -l $((STOP_STATUS - 128)) 2>/dev/null || echo $((STOP_STATUS - 128)))"
+		log "  pid $root exited on signal SIG$STOP_CRASH while being stopped"
+	else
+		STOP_CRASH=
+	fi
+	unregister "$root"
+	for p in "${!pids[@]}"; do
+		if proc_alive "${pids[$p]}" "${starts[$p]}"; then
+			log "  WARNING: pid ${pids[$p]} is still running after SIGKILL"
+			return 1
+		fi
+	done
+	return 0
+}
+
+TMP=
+cleanup() {
+	local rc=$? e p
+	trap - EXIT INT TERM
+	for ((e = ${#STARTED[@]} - 1; e >= 0; e--)); do
+		p=${STARTED[$e]%%:*}
+		proc_alive "$p" "${STARTED[$e]#*:}" && stop_tree "$p"
+	done
+	if [[ -n $TMP && -d $TMP ]]; then
+		if ((KEEP)); then log "kept $TMP"; else rm -rf "$TMP"; fi
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# port_listening PORT: something listens on 127.0.0.1/any:PORT.
+port_listening() {
+	local hex
+	printf -v hex ':%04X ' "$1"
+	grep -qE "${hex}[0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# wait_port_free PORT SECONDS
+wait_port_free() {
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		port_listening "$1" || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:.*' | head -1; }
+
+# wait_listen PID STARTTIME PORT SECONDS: 0 once PORT listens, 2 if the
+# process died, 1 on timeout.
+wait_listen() {
+	local i
+	for ((i = 0; i < $4 * 20; i++)); do
+		proc_alive "$1" "$2" || return 2
+		port_listening "$3" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_bg LOG CMD...: start CMD in the background, register it; LAST_PID.
+start_bg() {
+	local logf=$1
+	shift
+	"$@" >"$logf" 2>&1 </dev/null &
+	LAST_PID=$!
+	register "$LAST_PID"
+}
+
+# ---------------------------------------------------------------- setup
+for port in "$PROXY_PORT" "${BE_PORTS[@]}"; do
+	if port_listening "$port"; then
+		die "port $port is already in use ($(port_owner "$port")); stop that first (another benchmark?)"
+	fi
+done
+
+TMP=$(mktemp -d /tmp/ringfront-bench.XXXXXX) || die "mktemp failed"
+chmod 755 "$TMP"
+mkdir -p "$TMP/www" "$TMP/wrk" "$RESULTS_DIR"
+head -c 65536 /dev/zero | tr '\0' 'x' >"$TMP/www/bytes64k"
+: >"$TMP/runs.jsonl"; : >"$TMP/skips.tsv"; : >"$TMP/scenarios.tsv"; : >"$TMP/meta.tsv"
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$TMP/meta.tsv"; }
+skip() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$TMP/skips.tsv"; }
+
+cc -O2 -o "$TMP/cpuref" "$HERE/cpuref.c" || die "cannot build the speed reference"
+cpuref() { taskset -c 0 "$TMP/cpuref" 2>/dev/null || echo 0; }
+
+USER_LINE=
+[[ $(id -u) -eq 0 ]] && USER_LINE='user root;'
+
+# nginx_common DIR: the lines every nginx instance here shares (private
+# pid, lock, log and temp paths, no access log).
+nginx_common() {
+	cat <<EOF
+pid $1/nginx.pid;
+lock_file $1/nginx.lock;
+error_log $1/error.log warn;
+daemon off;
+$USER_LINE
+worker_rlimit_nofile $NOFILE;
+events { worker_connections $NGX_CONNS; }
+EOF
+}
+nginx_http_common() {
+	cat <<EOF
+    access_log off;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 65s;
+EOF
+}
+
+# The backends: one nginx worker each, the same small JSON at every path,
+# Cache-Control under /cache/, a 64 KiB file, and two bench-only locations:
+# stub_status (request and connection counts) and an echo of the forwarding
+# headers a proxy added.
+for i in 0 1; do
+	d=$TMP/be$((i + 1))
+	mkdir -p "$d"
+	{
+		echo "worker_processes 1;"
+		nginx_common "$d"
+		cat <<EOF
+http {
+$(nginx_http_common "$d")
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=64 inactive=60s;
+    default_type application/json;
+    server {
+        listen $HOST:${BE_PORTS[$i]} backlog=4096;
+        root $TMP/www;
+        location / { return 200 '$BODY'; }
+        location /cache/ { add_header Cache-Control "max-age=60"; return 200 '$BODY'; }
+        location = /bytes64k { default_type application/octet-stream; }
+        location = /__bench/status { stub_status; }
+        location = /__bench/echo {
+            default_type text/plain;
+            return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto via=\$http_via host=\$http_host connection=\$http_connection\n";
+        }
+    }
+}
+EOF
+	} >"$d/nginx.conf"
+	nginx -t -q -p "$d" -e "$d/error.log" -c "$d/nginx.conf" || die "backend config rejected: $d/nginx.conf"
+done
+
+# HAProxy: one thread (pinned mode), connection reuse on (the default "safe"
+# opens a backend connection per Connection: close request), the same
+# forwarding headers as the others, private pid and stats socket.
+mkdir -p "$TMP/haproxy"
+cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread $HA_THREADS
+    maxconn $MAXCONN
+    pidfile $TMP/haproxy/haproxy.pid
+    stats socket $TMP/haproxy/stats.sock mode 600 level admin
+    stats timeout 30s
+
+defaults
+    mode http
+    maxconn $MAXCONN
+    option http-keep-alive
+    option forwardfor
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-request 10s
+    timeout http-keep-alive 30s
+
+frontend fe
+    bind $HOST:$PROXY_PORT backlog 4096
+    http-request set-header X-Forwarded-Proto http
+    default_backend app
+
+backend app
+    balance roundrobin
+    http-reuse always
+    http-request add-header Via "1.1 haproxy"
+    server s1 $HOST:${BE_PORTS[0]}
+    server s2 $HOST:${BE_PORTS[1]}
+EOF
+
+# nginx as a proxy: upstream keep-alive (keepalive + HTTP/1.1 + empty
+# Connection), keepalive_requests raised on both sides, backlog 4096, no
+# temp files for large bodies, and buffers that hold a whole 64 KiB response
+# (the default 4k + 8x4k makes nginx stream it in pieces: ~80 instead of
+# ~45 CPU us per 64 KiB request here; HAProxy's buffers are 16k too).
+d=$TMP/nginx
+mkdir -p "$d"
+REUSEPORT=
+((WHOLE)) && REUSEPORT=' reuseport'
+{
+	echo "worker_processes $NG_WORKERS;"
+	nginx_common "$d"
+	cat <<EOF
+http {
+$(nginx_http_common "$d")
+    upstream app {
+        server $HOST:${BE_PORTS[0]};
+        server $HOST:${BE_PORTS[1]};
+        keepalive 256;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen $HOST:$PROXY_PORT backlog=4096$REUSEPORT;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header Via "1.1 nginx";
+            proxy_max_temp_file_size 0;
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+        }
+    }
+}
+EOF
+} >"$d/nginx.conf"
+
+# ringfront: the same shape in its INI (keys from src/config.h).
+mkdir -p "$TMP/ringfront"
+cat >"$TMP/ringfront/ringfront.ini" <<EOF
+; generated by bench/wrk/run.sh
+[server]
+listen = $HOST:$PROXY_PORT
+workers = $RF_WORKERS
+log_level = warn
+max_connections = $MAXCONN
+
+[upstream app]
+servers = $HOST:${BE_PORTS[0]} $HOST:${BE_PORTS[1]}
+health_path =
+keepalive = 256
+
+[route]
+/ = app
+EOF
+
+# The command line of each target; direct has none (it is backend 1).
+target_cmd() {
+	case $1 in
+	ringfront) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$TMP/ringfront/ringfront.ini") ;;
+	haproxy) CMD=("${PIN0[@]}" haproxy -W -db -f "$TMP/haproxy/haproxy.cfg") ;;
+	nginx) CMD=("${PIN0[@]}" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf") ;;
+	direct) CMD=() ;;
+	esac
+}
+
+declare -A DISABLED=()     # target -> reason it is skipped from now on
+declare -A BROKEN=()       # "target scenario" -> reason
+NOTES=
+
+haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >/dev/null 2>"$TMP/haproxy/check.log" \
+	|| { cat "$TMP/haproxy/check.log" >&2; die "HAProxy rejected its config"; }
+nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
+	|| die "nginx rejected its proxy config"
+
+want_ringfront=0
+for t in "${RUN_TARGETS[@]}"; do [[ $t == ringfront ]] && want_ringfront=1; done
+RF_VERSION="not built"
+if ((want_ringfront)); then
+	if [[ ! -x $RINGFRONT ]]; then
+		DISABLED[ringfront]="$RINGFRONT not found (not built yet?)"
+		log "ringfront: SKIPPED — $RINGFRONT does not exist or is not executable (build it with make)"
+	else
+		RF_VERSION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo +changes), built $(date -r "$RINGFRONT" '+%F %T')"
+		# -t checks the config and exits; a build that does not know -t yet
+		# would start serving instead, so bound it.
+		timeout -k 1 5 "$RINGFRONT" -t -c "$TMP/ringfront/ringfront.ini" >"$TMP/ringfront/check.log" 2>&1
+		rc=$?
+		if ((rc == 124 || rc == 137)); then
+			log "ringfront: '-t -c' did not return within 5 s; going on without the config check"
+			wait_port_free "$PROXY_PORT" 5
+		elif ((rc != 0)); then
+			DISABLED[ringfront]="config check failed: $(head -c 300 "$TMP/ringfront/check.log" | tr '\n|' ' /')"
+			log "ringfront: SKIPPED — '$RINGFRONT -t -c' rejected the generated config (exit $rc):"
+			sed 's/^/  /' "$TMP/ringfront/check.log" | head -20 >&2
+		fi
+	fi
+fi
+
+# ---------------------------------------------------------------- backends
+BE_PIDS=()
+for i in 0 1; do
+	d=$TMP/be$((i + 1))
+	start_bg "$d/stdout.log" "${PIN1[@]}" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+	BE_PIDS+=("$LAST_PID")
+	proc_start_time "$LAST_PID"
+	wait_listen "$LAST_PID" "$START_TIME" "${BE_PORTS[$i]}" 5 \
+		|| { cat "$d/error.log" "$d/stdout.log" >&2; die "backend on :${BE_PORTS[$i]} did not start"; }
+done
+for port in "${BE_PORTS[@]}"; do
+	got=$(curl -s -m 2 "http://$HOST:$port/users/42")
+	[[ $got == "$BODY" ]] || die "backend :$port answers '$got'"
+	sz=$(curl -s -m 2 "http://$HOST:$port/bytes64k" | wc -c)
+	((sz == 65536)) || die "backend :$port /bytes64k is $sz bytes"
+done
+
+# stub_read PORT PREFIX: accepted connections and requests of a backend.
+stub_read() {
+	local a b c n=0 line
+	printf -v "$2_acc" %s 0
+	printf -v "$2_req" %s 0
+	while read -r line; do
+		((++n == 3)) || continue
+		read -r a b c <<<"$line"
+		printf -v "$2_acc" %s "$a"
+		printf -v "$2_req" %s "$c"
+	done < <(curl -s -m 2 "http://$HOST:$1/__bench/status")
+}
+
+# ---------------------------------------------------------------- metadata
+meta date "$(date '+%F %H:%M %Z')"
+meta mode "$MODE: $(if ((WHOLE)); then echo 'no pinning; ringfront workers=auto, HAProxy nbthread 2, nginx worker_processes 2, wrk -t2'; else echo 'proxy on CPU 0 (1 worker/thread), backends + wrk on CPU 1'; fi)"
+meta command "bench/wrk/run.sh --duration $DURATION --repeat $REPEAT --scenarios $(IFS=,; echo "${RUN_SCENARIOS[*]}") --targets $(IFS=,; echo "${RUN_TARGETS[*]}")$( ((WHOLE)) && echo ' --whole-machine')"
+meta host "$(nproc) CPUs ($(cat /sys/devices/system/cpu/online)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}")"
+meta cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+meta kernel "$(uname -r)"
+meta nofile "$NOFILE (proxy maxconn $MAXCONN)"
+meta ringfront "$RF_VERSION"
+meta haproxy "$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
+meta nginx "$(nginx -v 2>&1 | sed 's/.*nginx\///')"
+meta wrk "$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+meta duration "$DURATION s"
+meta repeat "$REPEAT"
+meta targets "$(IFS=,; echo "${RUN_TARGETS[*]}")"
+REF_START=$(cpuref)
+meta ref_start "$REF_START"
+# How busy is the machine before we load it? (1 s, nothing of ours running
+# but two idle nginx backends.)
+stat_sample S0; sleep 1; stat_sample S1
+meta foreign_start "$(( (S1_busy_all - S0_busy_all) * 100 / CLK_TCK ))% of one CPU busy for 1 s before the first run"
+
+nruns=0
+for s in "${RUN_SCENARIOS[@]}"; do
+	wrkcmd="wrk -t${SC_THR[$s]} -c${SC_CONNS[$s]} -d${DURATION}s --latency ${SC_EXTRA[$s]//@HERE@/bench\/wrk} http://$HOST:$PROXY_PORT${SC_PATH[$s]}"
+	((WHOLE)) && wrkcmd=${wrkcmd/-t1 /-t2 }
+	printf '%s\t%s\t%s\t%s\t%s\n' "$s" "${SC_DESC[$s]}" "$wrkcmd" "${SC_UNIT[$s]}" "${SC_STATUS[$s]}" >>"$TMP/scenarios.tsv"
+	[[ ${SC_STATUS[$s]} == ok ]] || { log "scenario $s: skipped — ${SC_STATUS[$s]}"; continue; }
+	for t in "${RUN_TARGETS[@]}"; do
+		[[ " ${SC_TARGETS[$s]} " == *" $t "* ]] || { skip "$t" "$s" "not a target of this scenario"; continue; }
+		((nruns += REPEAT))
+	done
+done
+for t in "${!DISABLED[@]}"; do skip "$t" '*' "${DISABLED[$t]}"; done
+if [[ -z $SERVE ]]; then
+	log "ringfront bench: $MODE mode, $DURATION s × $REPEAT, scenarios ${RUN_SCENARIOS[*]}, targets ${RUN_TARGETS[*]}"
+	log "up to $nruns runs, about $(( (nruns * (DURATION + 1) + 59) / 60 )) min; speed reference now $REF_START µs"
+fi
+
+# wait_quiet: other people's jobs share this machine. Before a run (only
+# idle backends of ours are up), sample the CPUs for 0.3 s and wait while
+# more than 15% of one CPU is busy, up to QUIET_WAIT s (QUIET_BUDGET in all).
+wait_quiet() {
+	local start=$SECONDS busy said=0
+	((QUIET_WAIT > 0 && QUIET_BUDGET > 0)) || return 0
+	while :; do
+		stat_sample Q0; sleep 0.3; stat_sample Q1
+		busy=$(( (Q1_busy_all - Q0_busy_all) * 100 * 10 / 3 / CLK_TCK ))
+		((busy <= 15)) && break
+		if ((SECONDS - start >= QUIET_WAIT || SECONDS - start >= QUIET_BUDGET)); then
+			log "  machine still busy ($busy% of a CPU); running anyway"
+			break
+		fi
+		((said++)) || log "  machine busy ($busy% of a CPU, not ours): waiting up to ${QUIET_WAIT}s"
+		sleep 0.7
+	done
+	((QUIET_BUDGET -= SECONDS - start))
+}
+
+# ---------------------------------------------------------------- one run
+# start_target TARGET SCENARIO: start it on the free port and check that it
+# answers; PROXY_ROOT is the root of the tree to measure. Returns non-zero
+# (with a reason in WHY) if the target cannot be run.
+start_target() {
+	local t=$1 s=$2 code rc st
+	WHY=
+	if [[ $t == direct ]]; then
+		PROXY_ROOT=${BE_PIDS[0]}
+		URL_BASE=http://$HOST:${BE_PORTS[0]}
+		return 0
+	fi
+	URL_BASE=http://$HOST:$PROXY_PORT
+	if ! wait_port_free "$PROXY_PORT" 10; then
+		WHY="port $PROXY_PORT still in use ($(port_owner "$PROXY_PORT"))"
+		return 1
+	fi
+	target_cmd "$t"
+	start_bg "$TMP/$t/run.log" "${CMD[@]}"
+	PROXY_ROOT=$LAST_PID
+	proc_start_time "$PROXY_ROOT"; st=$START_TIME
+	wait_listen "$PROXY_ROOT" "$st" "$PROXY_PORT" 5
+	rc=$?
+	if ((rc != 0)); then
+		WHY=$([[ $rc == 2 ]] && echo "exited at start" || echo "not listening on :$PROXY_PORT after 5 s")
+		WHY+=": $(tail -n 3 "$TMP/$t/run.log" "$TMP/$t/error.log" 2>/dev/null | grep -v '^==>' | grep . | tail -n 3 | tr '\n|' ' /')"
+		stop_tree "$PROXY_ROOT"
+		return 1
+	fi
+	# Does it proxy? The scenario's path must come back intact.
+	code=$(curl -s -m 3 -o "$TMP/check.body" -w '%{http_code}' "$URL_BASE${SC_PATH[$s]}")
+	if [[ $code != 200 ]] || { [[ ${SC_PATH[$s]} == /bytes64k ]] && (($(wc -c <"$TMP/check.body") != 65536)); } \
+		|| { [[ ${SC_PATH[$s]} != /bytes64k ]] && [[ $(cat "$TMP/check.body") != "$BODY" ]]; }; then
+		WHY="GET ${SC_PATH[$s]} through it gave HTTP $code, $(wc -c <"$TMP/check.body") bytes"
+		stop_tree "$PROXY_ROOT"
+		return 1
+	fi
+	if [[ -z ${ECHOED[$t]:-} ]]; then
+		ECHOED[$t]=1
+		meta "echo_$t" "$(curl -s -m 3 "$URL_BASE/__bench/echo" | head -c 300 | tr -d '\r\n')"
+	fi
+	return 0
+}
+declare -A ECHOED=()
+
+# run_one SCENARIO TARGET REP
+run_one() {
+	local s=$1 t=$2 rep=$3 out thr url pt0 pt1 b10 b11 b20 b21 t0 t1 ref0 ref1 rss wrk_pid
+	local -a extra
+	wait_quiet
+	if ! start_target "$t" "$s"; then
+		if [[ $t == ringfront ]]; then
+			if [[ $WHY == exited* || $WHY == not\ listening* ]]; then
+				DISABLED[ringfront]="failed to start: $WHY"
+				skip ringfront '*' "failed to start: $WHY"
+			else
+				BROKEN["$t $s"]=$WHY
+				skip ringfront "$s" "$WHY"
+			fi
+			log "ringfront: SKIPPED — $WHY"
+		else
+			BROKEN["$t $s"]=$WHY
+			skip "$t" "$s" "$WHY"
+			log "$t: FAILED in $s — $WHY"
+			FAILURES=$((FAILURES + 1))
+		fi
+		return
+	fi
+	thr=${SC_THR[$s]}
+	((WHOLE && thr < 2)) && thr=2
+	eval "extra=(${SC_EXTRA[$s]//@HERE@/$(printf %q "$HERE")})"
+	url=$URL_BASE${SC_PATH[$s]}
+	out=$TMP/wrk/$s.$t.$rep.txt
+
+	ref0=$(cpuref)
+	stub_read "${BE_PORTS[0]}" B1S0; stub_read "${BE_PORTS[1]}" B2S0
+	# The speed reference also samples CPU 0 every 0.5 s during the run
+	# (about 1% of the CPU; its own CPU time is measured and accounted for).
+	taskset -c 0 "$TMP/cpuref" --every 500 --for $((DURATION + 30)) >"$out.ref" 2>/dev/null </dev/null &
+	ref_pid=$!
+	register "$ref_pid"
+	tree_sample "${BE_PIDS[0]}"; b10=$TREE_TICKS
+	tree_sample "${BE_PIDS[1]}"; b20=$TREE_TICKS
+	tree_sample "$PROXY_ROOT"; pt0=$TREE_TICKS
+	tree_sample "$ref_pid"; rt0=$TREE_TICKS
+	stat_sample A
+	t0=$EPOCHREALTIME
+	# wrk's CPU time: the shell's `times` (CPU of its reaped children) before
+	# and after; the only child reaped in between is timeout(1) with wrk.
+	# timeout runs in a process group of its own and passes SIGTERM on.
+	times >"$out.times0"
+	"${PIN1[@]}" timeout -k 3 $((DURATION + 20)) wrk -t"$thr" -c"${SC_CONNS[$s]}" -d"${DURATION}s" \
+		--timeout 2s --latency "${extra[@]}" "$url" >"$out" 2>&1 </dev/null &
+	wrk_pid=$!
+	register "$wrk_pid"
+	wait "$wrk_pid"
+	echo $? >"$out.rc"
+	unregister "$wrk_pid"
+	times >"$out.times1"
+	t1=$EPOCHREALTIME
+	stat_sample B
+	tree_sample "$PROXY_ROOT" rss; pt1=$TREE_TICKS; rss=$TREE_RSS_KB
+	tree_sample "${BE_PIDS[0]}"; b11=$TREE_TICKS
+	tree_sample "${BE_PIDS[1]}"; b21=$TREE_TICKS
+	tree_sample "$ref_pid"; rt1=$TREE_TICKS
+	stop_tree "$ref_pid"
+	stub_read "${BE_PORTS[0]}" B1S1; stub_read "${BE_PORTS[1]}" B2S1
+	ref1=$(cpuref)
+
+	if [[ $t != direct ]]; then
+		stop_tree "$PROXY_ROOT" || NOTES+="$t left processes behind after $s #$rep. "
+		[[ -z $STOP_CRASH ]] || NOTES+="$t died of SIG$STOP_CRASH when stopped (SIGTERM) after $s #$rep (log: --keep, $t/run.log). "
+	fi
+	"$PY" "$HERE/report.py" record "$TMP/runs.jsonl" \
+		scenario="$s" target="$t" rep="$rep" mode="$MODE" unit="${SC_UNIT[$s]}" \
+		wrk_out="$out" clk_tck="$CLK_TCK" t0="$t0" t1="$t1" proxy_cpus="$PROXY_CPUS" \
+		conns="${SC_CONNS[$s]}" depth="$([[ $s == pipeline ]] && echo 16 || echo 1)" \
+		proxy_ticks0="$pt0" proxy_ticks1="$pt1" be1_ticks0="$b10" be1_ticks1="$b11" \
+		be2_ticks0="$b20" be2_ticks1="$b21" rss_kb="$rss" ref0="$ref0" ref1="$ref1" \
+		ref_ticks0="$rt0" ref_ticks1="$rt1" ref_during="$out.ref" \
+		stat_busy_all0="$A_busy_all" stat_busy_all1="$B_busy_all" \
+		stat_busy_cpu00="$A_busy_cpu0" stat_busy_cpu01="$B_busy_cpu0" \
+		stat_busy_cpu10="$A_busy_cpu1" stat_busy_cpu11="$B_busy_cpu1" \
+		stat_steal_all0="$A_steal_all" stat_steal_all1="$B_steal_all" \
+		be1_acc0="$B1S0_acc" be1_req0="$B1S0_req" be1_acc1="$B1S1_acc" be1_req1="$B1S1_req" \
+		be2_acc0="$B2S0_acc" be2_req0="$B2S0_req" be2_acc1="$B2S1_acc" be2_req1="$B2S1_req" >&2 \
+		|| log "report.py record failed for $s/$t/$rep"
+}
+
+# ---------------------------------------------------------------- serve
+if [[ -n $SERVE ]]; then
+	log ""
+	log "backends: nginx on :${BE_PORTS[0]} (pid ${BE_PIDS[0]}) and :${BE_PORTS[1]} (pid ${BE_PIDS[1]}), configs $TMP/be1/nginx.conf $TMP/be2/nginx.conf"
+	if [[ $SERVE != backends ]]; then
+		[[ -z ${DISABLED[$SERVE]:-} ]] || die "$SERVE: ${DISABLED[$SERVE]}"
+		start_target "$SERVE" keepalive || die "$SERVE: $WHY"
+		tree_of "$PROXY_ROOT"
+		log "$SERVE: listening on $HOST:$PROXY_PORT, pid $PROXY_ROOT (tree: ${TREE[*]}), log $TMP/$SERVE/run.log"
+	else
+		log "configs for the proxies (start one yourself, e.g. under valgrind):"
+		log "  ringfront: $TMP/ringfront/ringfront.ini"
+		log "  haproxy:   $TMP/haproxy/haproxy.cfg"
+		log "  nginx:     $TMP/nginx/nginx.conf (nginx -p $TMP/nginx -c ...)"
+	fi
+	log "load:    ${PIN1[*]} wrk -t1 -c64 -d10s --latency http://$HOST:$PROXY_PORT/users/42"
+	log "profile: perf record -e cpu-clock -g -p PID -- sleep 10; strace -c -f -p PID"
+	log "serving; Ctrl-C stops everything (or it stops by itself in $SERVE_FOR s)"
+	end=$((SECONDS + SERVE_FOR))
+	while ((SECONDS < end)); do sleep 1; done
+	exit 0
+fi
+
+# ---------------------------------------------------------------- main loop
+# Repeats outermost, then scenarios, then the targets one after another, so
+# every target of a scenario runs within seconds of the others. The order
+# of the proxies rotates with each repeat so none is always first.
+FAILURES=0
+for ((rep = 1; rep <= REPEAT; rep++)); do
+	for s in "${RUN_SCENARIOS[@]}"; do
+		[[ ${SC_STATUS[$s]} == ok ]] || continue
+		order=()
+		for t in ringfront haproxy nginx; do
+			[[ " ${RUN_TARGETS[*]} " == *" $t "* && " ${SC_TARGETS[$s]} " == *" $t "* ]] && order+=("$t")
+		done
+		if ((${#order[@]} > 1)); then
+			k=$(( (rep - 1) % ${#order[@]} ))
+			order=("${order[@]:k}" "${order[@]:0:k}")
+		fi
+		[[ " ${RUN_TARGETS[*]} " == *" direct "* && " ${SC_TARGETS[$s]} " == *" direct "* ]] && order+=(direct)
+		for t in "${order[@]}"; do
+			[[ -n ${DISABLED[$t]:-} || -n ${BROKEN["$t $s"]:-} ]] && continue
+			run_one "$s" "$t" "$rep"
+		done
+	done
+done
+
+# ---------------------------------------------------------------- report
+for ((i = 0; i < 2; i++)); do stop_tree "${BE_PIDS[$i]}" || NOTES+="a backend left processes behind. "; done
+meta notes "$NOTES"
+left=$(for e in "${STARTED[@]}"; do p=${e%%:*}; proc_alive "$p" "${e#*:}" && echo "$p"; done)
+[[ -z $left ]] || log "WARNING: still running: $left"
+
+stamp=$(date '+%Y-%m-%d-%H%M')
+res=$RESULTS_DIR/$stamp.md
+[[ -e $res ]] && res=$RESULTS_DIR/$stamp-$(date +%S).md
+"$PY" "$HERE/report.py" report "$TMP" >"$res" || die "report failed"
+cat "$res"
+log ""
+log "written to ${res#"$ROOT"/}"
+((FAILURES == 0)) || { log "$FAILURES run(s) of HAProxy/nginx/direct failed"; exit 1; }
+exit 0

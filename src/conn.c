@@ -1,0 +1,615 @@
+/* conn.c - the client side of the proxy: one state machine per accepted
+ * connection. It reads request heads (several per connection with
+ * keep-alive and pipelining), hands each request to a backend link, relays
+ * the request body, answers errors itself, and closes cleanly. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "common.h"
+#include "http_rewrite.h"
+#include "worker.h"
+
+#define LINGER_MS 2000
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void conn_on_timer(struct timer *t);
+
+static void conn_set_state(struct conn *c, enum conn_state st)
+{
+	c->state = st;
+}
+
+static const struct rf_config *cfg_of(const struct conn *c)
+{
+	return c->s.w->cfg;
+}
+
+void conn_accept(struct worker *w, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint32_t total;
+	struct conn *c;
+
+	total = atomic_fetch_add(&rf_total_conns, 1) + 1;
+	c = (total <= w->cfg->max_connections && !w->stopping) ?
+		pool_get(&w->conn_pool) : NULL;
+	if (!c) {
+		atomic_fetch_sub(&rf_total_conns, 1);
+		close(fd);
+		w->stats.rejected_conns++;
+		rf_log_limited(&w->rl_maxconn, LOG_WARN,
+			       "msg=\"connection refused: max_connections reached\" max=%u",
+			       w->cfg->max_connections);
+		return;
+	}
+	w->stats.accepted++;
+	sock_init(&c->s, w, fd, SOCK_CONN, conn_on_timer);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		const void *a = ss.ss_family == AF_INET6 ?
+			(const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
+			(const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+
+		if (inet_ntop(ss.ss_family, a, c->peer, sizeof(c->peer)))
+			c->peer_len = (uint32_t)strlen(c->peer);
+	}
+	if (!c->peer_len) {
+		memcpy(c->peer, "unknown", 7);
+		c->peer_len = 7;
+	}
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	conn_set_state(c, CONN_ST_NEW);
+	c->keepalive = 1;
+	timer_set(&w->wheel, &c->s.timer, w->cfg->header_timeout_ms);
+	sock_arm_recv(&c->s);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->state == CONN_ST_CLOSED)
+		return;
+	if (c->link) {
+		struct link *l = c->link;
+
+		c->link = NULL;
+		l->c = NULL;
+		link_close(l);
+	}
+	conn_set_state(c, CONN_ST_CLOSED);
+	sock_close(&c->s);
+}
+
+/* Every CQE has arrived: give the memory back. */
+void conn_on_closed(struct conn *c)
+{
+	struct worker *w = c->s.w;
+
+	segq_clear(w, &c->s.in);
+	segq_clear(w, &c->s.out);
+	headacc_reset(w, &c->acc);
+	if (c->bhead)
+		chunk_put(w, c->bhead);
+	if (c->s.rd_starved) {
+		struct sock **pp = &w->starved;
+
+		while (*pp != &c->s)
+			pp = &(*pp)->starved_next;
+		*pp = c->s.starved_next;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&rf_total_conns, 1);
+	pool_put(&w->conn_pool, c);
+}
+
+/* Close now, dropping whatever is queued: the peer is gone or the
+ * response cannot be completed. */
+void conn_abort(struct conn *c)
+{
+	if (c->state != CONN_ST_CLOSED && c->head_sent && !c->resp_done)
+		c->s.w->stats.errors++;
+	conn_close(c);
+}
+
+/* The final response is queued: send it, half-close, and drain what the
+ * client still sends for a moment, so its unread data cannot turn our
+ * close into a reset that destroys the response. */
+static void conn_linger(struct conn *c)
+{
+	conn_set_state(c, CONN_ST_LINGER);
+	timer_set(&c->s.w->wheel, &c->s.timer, LINGER_MS);
+	segq_clear(c->s.w, &c->s.in);
+	sock_flush(&c->s);
+	if (!c->s.sending && !c->s.out.head)
+		conn_on_sent(c, 0);
+}
+
+static int queue_static(struct conn *c, const char *p, uint32_t len)
+{
+	return segq_push(c->s.w, &c->s.out, p, len, -1, NULL);
+}
+
+void conn_fail(struct conn *c, int status)
+{
+	struct worker *w = c->s.w;
+	struct chunk *ck;
+	int n, keep;
+
+	if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_LINGER)
+		return;
+	if (c->link) {
+		struct link *l = c->link;
+
+		c->link = NULL;
+		l->c = NULL;
+		link_close(l);
+	}
+	if (c->head_sent) {
+		conn_abort(c);
+		return;
+	}
+	w->stats.errors++;
+	c->status = (uint16_t)status;
+	/* Only errors about a well-framed request whose body is fully read
+	 * leave the connection usable. */
+	keep = c->keepalive && c->req_body.kind == BODY_NONE && c->state == CONN_ST_PROXY &&
+	       (status == 404 || status == 502 || status == 503 || status == 504);
+	ck = chunk_get(w);
+	if (!ck) {
+		conn_close(c);
+		return;
+	}
+	n = error_response(ck->data, ck->cap, status, keep, c->reqid, c->reqid_len);
+	if (n < 0 || segq_push(w, &c->s.out, ck->data, (uint32_t)n, -1, ck) < 0) {
+		if (n < 0)
+			chunk_put(w, ck);
+		conn_close(c);
+		return;
+	}
+	c->head_sent = 1;
+	c->resp_done = 1;
+	if (keep) {
+		c->keepalive = 1;
+		sock_flush(&c->s);
+		return;
+	}
+	c->keepalive = 0;
+	conn_linger(c);
+}
+
+static int parse_request_cb(const char *buf, size_t len, size_t last, void *arg)
+{
+	struct worker *w = arg;
+
+	return http_parse_request(buf, len, last, &w->limits, w->req);
+}
+
+static void conn_log_access(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	char line[512];
+	int n;
+
+	if (!w->alog)
+		return;
+	n = snprintf(line, sizeof(line),
+		     "ts_ms=%llu client=%.*s target=\"%.*s\" status=%u bytes=%llu duration_ms=%llu request_id=%.*s\n",
+		     (unsigned long long)w->wheel.now, (int)c->peer_len, c->peer,
+		     (int)c->target_len, c->target, c->status,
+		     (unsigned long long)c->resp_bytes,
+		     (unsigned long long)(w->wheel.now - c->started_ms),
+		     (int)c->reqid_len, c->reqid);
+	if (n > 0)
+		access_log_append(w->alog, line, RF_MIN((size_t)n, sizeof(line) - 1));
+}
+
+/* Pick a server and a link for the current request, trying further servers
+ * while connecting fails at once. */
+static void conn_connect_backend(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	struct upstream *up = c->up;
+
+	for (;;) {
+		struct server *srv;
+		struct link *l;
+		int ret;
+
+		if (c->attempts > up->conf->max_retries) {
+			conn_fail(c, 502);
+			return;
+		}
+		srv = balance_pick(up, &w->bal[up->index], c->tried, w->wheel.now);
+		if (!srv) {
+			conn_fail(c, c->attempts ? 502 : 503);
+			return;
+		}
+		c->tried |= 1ULL << ((srv - up->servers) % 64);
+		c->attempts++;
+		ret = link_acquire(c, srv, &l);
+		if (ret == 0) {
+			if (l->state == LINK_ST_BUSY)
+				conn_backend_ready(c);
+			return;
+		}
+		if (ret == -ENOMEM) {
+			conn_fail(c, 503);
+			return;
+		}
+		server_report_failure(srv, w->wheel.now);
+	}
+}
+
+static void conn_request_id(struct conn *c, const struct http_req *req)
+{
+	struct worker *w = c->s.w;
+	uint32_t len = 0;
+	const char *id = request_id_from(req, sizeof(c->reqid), &len);
+
+	if (id) {
+		memcpy(c->reqid, id, len);
+		c->reqid_len = (uint8_t)len;
+	} else {
+		request_id_generate(c->reqid, w->reqid_seed, ++w->reqid_seq);
+		c->reqid_len = 32;
+	}
+}
+
+/* A request head was parsed: decide its framing and route, write the
+ * backend head, and start the backend exchange. Returns 0 to keep
+ * processing, 1 when the connection needs no more input handling now. */
+static int conn_start_request(struct conn *c, const struct http_req *req,
+			      uint32_t head_len)
+{
+	struct worker *w = c->s.w;
+	const struct rf_config *cfg = cfg_of(c);
+	struct fwd_info fi;
+	struct chunk *ck;
+	int n;
+
+	w->stats.requests++;
+	c->started_ms = w->wheel.now;
+	c->client_minor = req->minor;
+	c->meth = req->meth;
+	c->keepalive = (req->minor ? !(req->flags & HTTP_FL_CONN_CLOSE) :
+			!!(req->flags & HTTP_FL_CONN_KEEP)) && !w->stopping;
+	c->upgrade = !!(req->flags & HTTP_FL_CONN_UPGRADE);
+	conn_request_id(c, req);
+	if (w->alog) {
+		c->target_len = (uint16_t)RF_MIN(req->target_len, sizeof(c->target));
+		memcpy(c->target, req->target, c->target_len);
+	}
+	memset(&c->req_body, 0, sizeof(c->req_body));
+	if (req->flags & HTTP_FL_CHUNKED) {
+		c->req_body.kind = BODY_CHUNKED;
+		http_chunked_init(&c->req_body.ck);
+	} else if (req->content_length > 0) {
+		c->req_body.kind = BODY_LENGTH;
+		c->req_body.left = (uint64_t)req->content_length;
+	}
+	conn_set_state(c, CONN_ST_PROXY);
+	timer_cancel(&w->wheel, &c->s.timer);
+	if (cfg->max_body_size && req->content_length > 0 &&
+	    (uint64_t)req->content_length > cfg->max_body_size) {
+		headacc_finish(w, &c->acc, &c->s.in, head_len);
+		conn_fail(c, 413);
+		return 1;
+	}
+	c->up = route_lookup(w->rt, req->target, req->target_len);
+	if (!c->up) {
+		headacc_finish(w, &c->acc, &c->s.in, head_len);
+		conn_fail(c, 404);
+		return 1;
+	}
+	ck = chunk_get(w);
+	if (!ck) {
+		headacc_finish(w, &c->acc, &c->s.in, head_len);
+		conn_fail(c, 503);
+		return 1;
+	}
+	fi.peer = c->peer;
+	fi.peer_len = c->peer_len;
+	fi.reqid = c->reqid;
+	fi.reqid_len = c->reqid_len;
+	fi.tunnel = c->upgrade;
+	n = rewrite_request(ck->data, ck->cap, req, &fi);
+	headacc_finish(w, &c->acc, &c->s.in, head_len);
+	if (n < 0) {
+		chunk_put(w, ck);
+		conn_fail(c, 431);
+		return 1;
+	}
+	c->bhead = ck;
+	c->bhead_len = (uint32_t)n;
+	if ((req->flags & HTTP_FL_EXPECT_100) && req->minor &&
+	    c->req_body.kind != BODY_NONE) {
+		queue_static(c, continue_100, sizeof(continue_100) - 1);
+		sock_flush(&c->s);
+	}
+	conn_connect_backend(c);
+	return c->state == CONN_ST_PROXY ? 0 : 1;
+}
+
+/* Try to parse the next request head from the input queue.
+ * Returns 0 when a request started, 1 when waiting or finished. */
+static int conn_read_head(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	const char *head;
+	int ret;
+
+	ret = headacc_parse_input(w, &c->acc, &c->s.in, parse_request_cb, w,
+				  cfg_of(c)->max_header_size, &head);
+	if (ret == -EAGAIN) {
+		if (c->s.eof) {
+			conn_close(c);
+			return 1;
+		}
+		if (c->state != CONN_ST_READ_HEAD) {
+			if (c->state == CONN_ST_IDLE)
+				timer_set(&w->wheel, &c->s.timer,
+					  cfg_of(c)->header_timeout_ms);
+			conn_set_state(c, CONN_ST_READ_HEAD);
+		}
+		return 1;
+	}
+	if (ret < 0) {
+		c->keepalive = 0;
+		conn_fail(c, ret == -ENOMEM ? 503 : http_parse_error_status(ret));
+		return 1;
+	}
+	(void)head;
+	return conn_start_request(c, w->req, (uint32_t)ret);
+}
+
+/* Drive the connection from its input queue as far as it can go now. */
+void conn_process(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	int done, ret;
+
+	switch (c->state) {
+	case CONN_ST_NEW:
+	case CONN_ST_IDLE:
+	case CONN_ST_READ_HEAD:
+		if (!c->s.in.head) {
+			if (c->s.eof)
+				conn_close(c);
+			break;
+		}
+		if (conn_read_head(c))
+			break;
+		/* the request started: relay the body that came with the head */
+		__attribute__((fallthrough));
+	case CONN_ST_PROXY:
+	case CONN_ST_TUNNEL:
+		if (c->req_body.kind != BODY_NONE && c->link &&
+		    c->link->state == LINK_ST_BUSY) {
+			struct link *l = c->link;
+
+			ret = body_relay(w, &c->req_body, &c->s.in, &l->s.out, &done);
+			if (ret < 0) {
+				conn_fail(c, ret == -ENOMEM ? 503 : 400);
+				break;
+			}
+			if (done)
+				c->req_body.kind = BODY_NONE;
+			sock_flush(&l->s);
+		}
+		if (c->s.eof && c->state != CONN_ST_CLOSED) {
+			/* A truncated body or a closed tunnel ends the exchange; a
+			 * client that only half-closed still gets its response. */
+			if (c->req_body.kind != BODY_NONE || c->state == CONN_ST_TUNNEL)
+				conn_abort(c);
+			else
+				c->keepalive = 0;
+		}
+		break;
+	case CONN_ST_LINGER:
+		segq_clear(w, &c->s.in);
+		if (c->s.eof && !c->s.sending)
+			conn_close(c);
+		break;
+	default:
+		break;
+	}
+	if (c->state != CONN_ST_CLOSED)
+		sock_update_reading(&c->s);
+}
+
+void conn_on_input(struct conn *c, int err)
+{
+	if (c->state == CONN_ST_CLOSED)
+		return;
+	if (err) {
+		conn_abort(c);
+		return;
+	}
+	conn_process(c);
+}
+
+/* The response of the current request is complete and queued. */
+void conn_response_done(struct conn *c)
+{
+	c->resp_done = 1;
+	c->link = NULL;
+	if (c->req_body.kind != BODY_NONE)
+		c->keepalive = 0;
+	sock_flush(&c->s);
+	if (!c->s.sending && !c->s.out.head)
+		conn_on_sent(c, 0);
+}
+
+static void conn_request_finished(struct conn *c)
+{
+	struct worker *w = c->s.w;
+
+	conn_log_access(c);
+	if (c->bhead) {
+		chunk_put(w, c->bhead);
+		c->bhead = NULL;
+	}
+	if (!c->keepalive || w->stopping) {
+		if (c->s.in.head || c->s.eof)
+			conn_linger(c);
+		else
+			conn_close(c);
+		return;
+	}
+	c->head_sent = 0;
+	c->resp_done = 0;
+	c->attempts = 0;
+	c->fresh_retry = 0;
+	c->tried = 0;
+	c->status = 0;
+	c->resp_bytes = 0;
+	c->up = NULL;
+	conn_set_state(c, CONN_ST_IDLE);
+	timer_set(&w->wheel, &c->s.timer, cfg_of(c)->keepalive_timeout_ms);
+	conn_process(c);
+}
+
+void conn_on_sent(struct conn *c, int err)
+{
+	struct worker *w = c->s.w;
+
+	if (c->state == CONN_ST_CLOSED)
+		return;
+	if (err) {
+		conn_abort(c);
+		return;
+	}
+	sock_flush(&c->s);
+	if (c->s.sending || c->s.out.head) {
+		/* Room freed: the backend side may relay more. */
+		if (c->link && c->link->state == LINK_ST_BUSY)
+			link_process(c->link);
+		return;
+	}
+	if (c->state == CONN_ST_LINGER) {
+		struct io_uring_sqe *sqe;
+
+		if (c->s.eof) {
+			conn_close(c);
+			return;
+		}
+		sqe = worker_sqe(w);
+		io_uring_prep_shutdown(sqe, c->s.fd, SHUT_WR);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		return;
+	}
+	if (c->link && c->link->state == LINK_ST_BUSY) {
+		link_process(c->link);
+		return;
+	}
+	if (c->resp_done)
+		conn_request_finished(c);
+}
+
+/* The link for the current request is connected (or came from the pool):
+ * send the request head, then whatever body has arrived. */
+void conn_backend_ready(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	struct link *l = c->link;
+
+	c->bhead->refs++;
+	if (segq_push(w, &l->s.out, c->bhead->data, c->bhead_len, -1, c->bhead) < 0) {
+		conn_fail(c, 503);
+		return;
+	}
+	l->resp_state = RESP_HEAD;
+	l->got_bytes = 0;
+	timer_set(&w->wheel, &l->s.timer, c->up->conf->response_timeout_ms);
+	sock_flush(&l->s);
+	conn_process(c);
+}
+
+static int method_idempotent(uint8_t meth)
+{
+	return meth == HTTP_M_GET || meth == HTTP_M_HEAD || meth == HTTP_M_PUT ||
+	       meth == HTTP_M_DELETE || meth == HTTP_M_OPTIONS || meth == HTTP_M_TRACE;
+}
+
+/* The link failed before any response byte arrived. A connect failure
+ * sent nothing, so any request may go to another server; a reused pooled
+ * link may have died under us, so an idempotent request without a body is
+ * sent once more on a fresh connection. Everything else gets an error. */
+void conn_backend_failed(struct conn *c, int err, int reused)
+{
+	int nothing_sent = err == -ECONNREFUSED || err == -EHOSTUNREACH ||
+			   err == -ENETUNREACH || err == -ETIMEDOUT;
+
+	if (c->state != CONN_ST_PROXY)
+		return;
+	c->link = NULL;
+	if (reused && !c->fresh_retry && method_idempotent(c->meth) &&
+	    c->req_body.kind == BODY_NONE) {
+		c->fresh_retry = 1;
+		c->attempts--;
+		c->tried = 0;
+		conn_connect_backend(c);
+		return;
+	}
+	if (nothing_sent && !reused) {
+		conn_connect_backend(c);
+		return;
+	}
+	conn_fail(c, err == -ETIMEDOUT ? 504 : 502);
+}
+
+static void conn_on_timer(struct timer *t)
+{
+	struct conn *c = container_of(t, struct conn, s.timer);
+
+	switch (c->state) {
+	case CONN_ST_READ_HEAD:
+		c->keepalive = 0;
+		conn_fail(c, 408);
+		break;
+	case CONN_ST_NEW:
+	case CONN_ST_IDLE:
+	case CONN_ST_LINGER:
+		conn_close(c);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Graceful stop: idle connections close now, busy ones after their
+ * current response (keepalive is refused from here on). */
+void conn_shutdown_idle(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_ST_NEW || c->state == CONN_ST_IDLE)
+			conn_close(c);
+		else
+			c->keepalive = 0;
+	}
+}
+
+void conn_close_all(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
+}

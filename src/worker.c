@@ -1,0 +1,461 @@
+/* worker.c - one thread per core: it owns an io_uring, a provided-buffer
+ * ring, SO_REUSEPORT listeners with multishot accept, and every connection
+ * it accepts. The loop submits all queued SQEs and waits in one
+ * io_uring_enter, handles every CQE, then runs due timers. */
+#include <errno.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "common.h"
+#include "worker.h"
+
+#define RING_ENTRIES 1024
+#define ACCEPT_BACKOFF_MS 100
+
+_Atomic uint32_t rf_total_conns;
+_Atomic int rf_stop_requested;
+
+struct worker_boot {
+	struct worker *w;
+	int *listen_fds;
+	sem_t ready;
+	int ret;
+};
+
+/* An SQE, submitting queued ones first when the SQ ring is full. */
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	while (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+/* SINGLE_ISSUER and DEFER_TASKRUN keep completions on this thread and
+ * batch them into our io_uring_enter; older kernels lack them. */
+static int ring_setup(struct worker *w)
+{
+	static const unsigned flag_sets[] = {
+		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+			IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	struct io_uring_params p;
+	size_t i;
+	int ret = -EINVAL;
+
+	for (i = 0; i < ARRAY_SIZE(flag_sets); i++) {
+		memset(&p, 0, sizeof(p));
+		p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
+		p.cq_entries = RING_ENTRIES * 4;
+		ret = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+		if (ret != -EINVAL)
+			break;
+	}
+	if (ret < 0)
+		return ret;
+	io_uring_register_ring_fd(&w->ring);
+	if (i > 0)
+		log_info("msg=\"io_uring without DEFER_TASKRUN\" setup_flags=%#x", flag_sets[i]);
+	return 0;
+}
+
+static void listener_arm(struct listener *ls)
+{
+	struct io_uring_sqe *sqe = worker_sqe(ls->w);
+
+	io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, op_data(ls, OP_ACCEPT));
+	ls->armed = 1;
+}
+
+static void wake_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	io_uring_prep_read(sqe, w->wake_fd, &w->wake_val, sizeof(w->wake_val), 0);
+	io_uring_sqe_set_data64(sqe, op_data(w, OP_WAKE));
+	w->wake_armed = 1;
+}
+
+static void on_accept(struct listener *ls, struct io_uring_cqe *cqe)
+{
+	struct worker *w = ls->w;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		ls->armed = 0;
+	if (cqe->res >= 0) {
+		conn_accept(w, cqe->res);
+	} else if (cqe->res == -EMFILE || cqe->res == -ENFILE ||
+		   cqe->res == -ENOBUFS || cqe->res == -ENOMEM) {
+		/* Out of descriptors: pause accepting for a moment, never spin. */
+		rf_log_limited(&w->rl_accept, LOG_WARN,
+			       "msg=\"accept failed, backing off\" error=%d", -cqe->res);
+		w->accept_backoff_until = w->wheel.now + ACCEPT_BACKOFF_MS;
+		timer_set(&w->wheel, &w->accept_timer, ACCEPT_BACKOFF_MS);
+		return;
+	} else if (cqe->res != -ECANCELED && cqe->res != -EINVAL) {
+		rf_log_limited(&w->rl_accept, LOG_WARN,
+			       "msg=\"accept failed\" error=%d", -cqe->res);
+	}
+	if (!ls->armed && !w->stopping && ls->fd >= 0 &&
+	    w->wheel.now >= w->accept_backoff_until)
+		listener_arm(ls);
+}
+
+static void accept_backoff_timer(struct timer *t)
+{
+	struct worker *w = container_of(t, struct worker, accept_timer);
+	uint32_t i;
+
+	if (w->stopping)
+		return;
+	for (i = 0; i < w->cfg->nlisten; i++)
+		if (!w->listeners[i].armed && w->listeners[i].fd >= 0)
+			listener_arm(&w->listeners[i]);
+}
+
+static void sock_on_recv(struct sock *s, struct io_uring_cqe *cqe)
+{
+	struct worker *w = s->w;
+	int res = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		s->rd_armed = 0;
+		s->inflight--;
+	}
+	if (res > 0) {
+		uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+		bufring_take(&w->bufs, bid);
+		if (s->closing) {
+			bufring_unref(&w->bufs, bid);
+			return;
+		}
+		if (segq_push(w, &s->in, bufring_ptr(&w->bufs, bid), (uint32_t)res,
+			      (int32_t)bid, NULL) < 0)
+			res = -ENOMEM;
+		else
+			res = 0;
+	} else if (res == 0) {
+		s->eof = 1;
+	} else if (res == -ENOBUFS) {
+		if (!s->closing && !s->rd_starved) {
+			rf_log_limited(&w->rl_nobufs, LOG_WARN,
+				       "msg=\"receive buffers exhausted\" buffers=%u",
+				       w->bufs.nbufs);
+			s->rd_starved = 1;
+			s->starved_next = w->starved;
+			w->starved = s;
+		}
+		return;
+	} else if (res == -ECANCELED) {
+		res = 0;        /* paused by flow control */
+	}
+	if (s->closing)
+		return;
+	if (s->kind == SOCK_CONN)
+		conn_on_input((struct conn *)s, res);
+	else
+		link_on_input((struct link *)s, res);
+	if (!s->closing)
+		sock_update_reading(s);
+}
+
+static void sock_on_send(struct sock *s, int res)
+{
+	s->sending = 0;
+	s->inflight--;
+	if (s->closing)
+		return;
+	if (res > 0) {
+		segq_consume(s->w, &s->out, (uint32_t)res);
+		if (s->kind == SOCK_CONN)
+			((struct conn *)s)->resp_bytes += (uint32_t)res;
+		res = 0;
+	} else if (res == 0) {
+		res = -EPIPE;
+	}
+	if (s->kind == SOCK_CONN)
+		conn_on_sent((struct conn *)s, res);
+	else
+		link_on_sent((struct link *)s, res);
+}
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	enum op op = (enum op)(ud & OP_MASK);
+	void *obj = (void *)(uintptr_t)(ud & ~OP_MASK);
+	struct sock *s = obj;
+
+	switch (op) {
+	case OP_IGNORE:
+		return;
+	case OP_ACCEPT:
+		on_accept(obj, cqe);
+		return;
+	case OP_WAKE:
+		w->wake_armed = 0;
+		if (!atomic_load(&rf_stop_requested))
+			wake_arm(w);
+		return;
+	case OP_RECV:
+		sock_on_recv(s, cqe);
+		break;
+	case OP_SEND:
+		sock_on_send(s, cqe->res);
+		break;
+	case OP_CONNECT:
+		s->inflight--;
+		if (!s->closing)
+			link_on_connect((struct link *)s, cqe->res);
+		break;
+	case OP_CLOSE:
+		s->inflight--;
+		break;
+	}
+	if (s->closing && s->inflight == 0) {
+		if (s->kind == SOCK_CONN)
+			conn_on_closed((struct conn *)s);
+		else
+			link_on_closed((struct link *)s);
+	}
+}
+
+static void stop_timer_cb(struct timer *t)
+{
+	struct worker *w = container_of(t, struct worker, stop_timer);
+
+	log_warn("msg=\"shutdown timeout, closing remaining connections\" connections=%u",
+		 w->nconns);
+	conn_close_all(w);
+	link_close_idle(w);
+}
+
+/* Begin a graceful stop: no new connections, idle ones close now, busy
+ * ones after their response, everything after shutdown_timeout. */
+static void worker_begin_stop(struct worker *w)
+{
+	uint32_t i;
+
+	w->stopping = 1;
+	for (i = 0; i < w->cfg->nlisten; i++) {
+		struct listener *ls = &w->listeners[i];
+		struct io_uring_sqe *sqe;
+
+		if (ls->fd < 0)
+			continue;
+		sqe = worker_sqe(w);
+		io_uring_prep_cancel_fd(sqe, ls->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		sqe->flags |= IOSQE_IO_HARDLINK;
+		sqe = worker_sqe(w);
+		io_uring_prep_close(sqe, ls->fd);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		ls->fd = -1;
+	}
+	conn_shutdown_idle(w);
+	link_close_idle(w);
+	timer_set(&w->wheel, &w->stop_timer, w->cfg->shutdown_timeout_ms);
+}
+
+static void worker_loop(struct worker *w)
+{
+	struct io_uring_cqe *cqe;
+	uint64_t last_flush = 0;
+
+	for (;;) {
+		struct __kernel_timespec ts, *tsp = NULL;
+		int64_t next = timer_next_ms(&w->wheel);
+		unsigned head, n = 0;
+		int ret;
+
+		if (w->alog && w->alog->len)
+			next = next < 0 || next > 1000 ? 1000 : next;
+		if (next >= 0) {
+			ts.tv_sec = next / 1000;
+			ts.tv_nsec = (next % 1000) * 1000000;
+			tsp = &ts;
+		}
+		ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+			log_error("msg=\"io_uring wait failed\" error=%d", -ret);
+			break;
+		}
+		w->wheel.now = timer_clock_ms();
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		if (!w->stopping && atomic_load(&rf_stop_requested))
+			worker_begin_stop(w);
+		timer_run(&w->wheel, w->wheel.now);
+		sock_rearm_starved(w);
+		bufring_commit(&w->bufs);
+		if (w->alog && w->wheel.now - last_flush >= 1000) {
+			access_log_flush(w->alog);
+			last_flush = w->wheel.now;
+		}
+		if (w->stopping && !w->nconns && !w->nlinks)
+			break;
+	}
+	if (w->alog)
+		access_log_flush(w->alog);
+}
+
+static int worker_init(struct worker *w, int *listen_fds)
+{
+	const struct rf_config *cfg = w->cfg;
+	uint32_t i, per_worker;
+	int ret;
+
+	ret = ring_setup(w);
+	w->ring_ready = ret == 0;
+	if (ret < 0) {
+		log_error("msg=\"io_uring setup failed\" error=%d hint=\"%s\"", -ret,
+			  ret == -EPERM || ret == -ENOSYS ?
+			  "io_uring is disabled or blocked here (kernel.io_uring_disabled, seccomp)" :
+			  ret == -ENOMEM ? "raise RLIMIT_MEMLOCK (ulimit -l)" : "");
+		return ret;
+	}
+	ret = bufring_init(&w->bufs, &w->ring, cfg->recv_buffers, cfg->recv_buffer_size, 0);
+	if (ret < 0) {
+		log_error("msg=\"buffer ring setup failed\" error=%d buffers=%u size=%u hint=\"%s\"",
+			  -ret, cfg->recv_buffers, cfg->recv_buffer_size,
+			  ret == -ENOMEM ? "raise RLIMIT_MEMLOCK (ulimit -l) or lower recv_buffers" : "");
+		return ret;
+	}
+	timer_wheel_init(&w->wheel, timer_clock_ms());
+	per_worker = cfg->max_connections;
+	pool_init(&w->conn_pool, sizeof(struct conn), per_worker, 64);
+	pool_init(&w->link_pool_mem, sizeof(struct link), per_worker + 1024, 64);
+	pool_init(&w->chunk_pool, sizeof(struct chunk) + cfg->max_header_size + 2048,
+		  per_worker * 2 + 1024, 1);
+	pool_init(&w->seg_pool, sizeof(struct seg), UINT32_MAX, 256);
+	w->limits.max_head = cfg->max_header_size;
+	w->limits.max_uri = cfg->max_uri_size;
+	w->resp_limits.max_head = cfg->max_header_size;
+	w->resp_limits.max_uri = cfg->max_header_size;
+	w->req = calloc(1, sizeof(*w->req));
+	w->resp = calloc(1, sizeof(*w->resp));
+	w->pools = calloc(w->rt->nservers ? w->rt->nservers : 1, sizeof(*w->pools));
+	w->bal = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->bal));
+	w->listeners = calloc(cfg->nlisten, sizeof(*w->listeners));
+	if (rf_access_log_fd >= 0) {
+		w->alog = calloc(1, sizeof(*w->alog));
+		if (w->alog)
+			w->alog->fd = rf_access_log_fd;
+	}
+	if (!w->req || !w->resp || !w->pools || !w->bal || !w->listeners ||
+	    (rf_access_log_fd >= 0 && !w->alog))
+		return -ENOMEM;
+	for (i = 0; i < cfg->nupstreams; i++)
+		w->bal[i].rr = (uint32_t)w->id;         /* spread workers' first picks */
+	w->reqid_seed = timer_clock_ms() * 0x100000001b3ULL ^ (uint64_t)getpid() << 20 ^
+			(uint64_t)w->id << 56;
+	timer_init(&w->accept_timer, accept_backoff_timer);
+	timer_init(&w->stop_timer, stop_timer_cb);
+	for (i = 0; i < cfg->nlisten; i++) {
+		w->listeners[i].fd = listen_fds[i];
+		w->listeners[i].w = w;
+		w->listeners[i].addr = &cfg->listen[i];
+		listener_arm(&w->listeners[i]);
+	}
+	wake_arm(w);
+	return 0;
+}
+
+static void worker_destroy(struct worker *w)
+{
+	if (w->ring_ready) {
+		bufring_destroy(&w->bufs, &w->ring);
+		io_uring_queue_exit(&w->ring);
+	}
+	pool_destroy(&w->conn_pool);
+	pool_destroy(&w->link_pool_mem);
+	pool_destroy(&w->chunk_pool);
+	pool_destroy(&w->seg_pool);
+	rf_free(&w->req);
+	rf_free(&w->resp);
+	rf_free(&w->pools);
+	rf_free(&w->bal);
+	rf_free(&w->listeners);
+	rf_free(&w->alog);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_boot *boot = arg;
+	struct worker *w = boot->w;
+	char name[16];
+	int ret;
+
+	snprintf(name, sizeof(name), "rf-worker-%d", w->id);
+	pthread_setname_np(pthread_self(), name);
+	log_set_thread(w->id);
+	ret = worker_init(w, boot->listen_fds);
+	boot->ret = ret;
+	sem_post(&boot->ready);         /* boot is gone after this */
+	if (ret == 0)
+		worker_loop(w);
+	worker_destroy(w);
+	return NULL;
+}
+
+/* Start worker <id> on its own thread with the given listening sockets
+ * (one per [server] listen address; the worker owns them from now on).
+ * Returns 0 once the worker is running, or the negative errno of its
+ * initialisation. */
+int worker_start(struct worker *w, int id, struct runtime *rt, int *listen_fds)
+{
+	struct worker_boot boot;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->rt = rt;
+	w->cfg = rt->cfg;
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return -errno;
+	boot.w = w;
+	boot.listen_fds = listen_fds;
+	boot.ret = 0;
+	sem_init(&boot.ready, 0, 0);
+	ret = pthread_create(&w->thread, NULL, worker_main, &boot);
+	if (ret) {
+		sem_destroy(&boot.ready);
+		return -ret;
+	}
+	while (sem_wait(&boot.ready) < 0 && errno == EINTR)
+		;
+	sem_destroy(&boot.ready);
+	if (boot.ret < 0) {
+		pthread_join(w->thread, NULL);
+		return boot.ret;
+	}
+	return 0;
+}
+
+void worker_wake(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter saturates only after 2^64 wakes */
+	}
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}

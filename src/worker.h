@@ -1,0 +1,314 @@
+/* worker.h - the per-core worker: its io_uring, listeners, buffer ring,
+ * pools, timer wheel, and the two kinds of sockets it drives - client
+ * connections (conn.c) and backend links (link.c) - which share the byte
+ * stream machinery of stream.c. Nothing here is shared between workers. */
+#ifndef RF_WORKER_H
+#define RF_WORKER_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include "bufring.h"
+#include "http_parse.h"
+#include "log.h"
+#include "pool.h"
+#include "timer.h"
+#include "upstream.h"
+
+/* user_data = pointer to the owning object | op code in the low 4 bits.
+ * Objects are 64-byte aligned (pools) so the bits are free. 0 = ignored. */
+enum op {
+	OP_IGNORE = 0,
+	OP_ACCEPT,              /* multishot accept on a listener */
+	OP_WAKE,                /* eventfd read: the main thread wants attention */
+	OP_RECV,                /* multishot recv on a sock */
+	OP_SEND,                /* sendmsg on a sock */
+	OP_CONNECT,             /* connect on a backend link */
+	OP_CLOSE,               /* close of a sock's fd */
+};
+#define OP_MASK 0xfULL
+
+static inline uint64_t op_data(void *obj, enum op op)
+{
+	return (uint64_t)(uintptr_t)obj | op;
+}
+
+/* A chunk: a pooled byte buffer for request/response heads, with a
+ * reference count because segments queued for sending point into it. */
+struct chunk {
+	uint32_t refs;
+	uint32_t cap;
+	char data[];
+};
+
+/* A run of bytes queued for sending or waiting to be consumed. It holds one
+ * reference on its backing memory: a provided buffer (bid >= 0), a chunk
+ * (ck != NULL), or static memory (neither). Nodes come from a worker pool. */
+struct seg {
+	struct seg *next;
+	const char *p;
+	uint32_t len;
+	int32_t bid;
+	struct chunk *ck;
+};
+
+struct segq {
+	struct seg *head, *tail;
+	uint32_t n;
+	uint32_t bytes;
+};
+
+/* Flow control: a sock stops receiving while its input queue holds
+ * IN_HIGH bytes, and relaying stops filling an output queue at OUT_HIGH. */
+#define IN_HIGH   (64 * 1024)
+#define OUT_HIGH  (128 * 1024)
+#define IOV_MAX_SEND 8
+
+enum sock_kind { SOCK_CONN = 1, SOCK_LINK };
+
+struct worker;
+
+/* The I/O half shared by client connections and backend links: one
+ * multishot recv (paused by cancel when its input queue is full), at most
+ * one send in flight, and the count of submitted ops still owed a CQE: the
+ * object is recycled only when that reaches zero. */
+struct sock {
+	int fd;
+	uint8_t kind;           /* enum sock_kind */
+	uint8_t inflight;       /* SQEs awaiting their last CQE */
+	uint8_t rd_armed;       /* a multishot recv is live in the kernel */
+	uint8_t rd_cancelled;   /* its cancel was submitted */
+	uint8_t rd_starved;     /* on the worker's ENOBUFS list */
+	uint8_t sending;        /* a sendmsg is in flight */
+	uint8_t closing;        /* close submitted; no new I/O */
+	uint8_t eof;            /* peer closed its side */
+	struct worker *w;
+	struct sock *starved_next;
+	struct segq in;         /* received, not yet consumed */
+	struct segq out;        /* queued for sending */
+	struct msghdr msg;
+	struct iovec iov[IOV_MAX_SEND];
+	struct timer timer;
+};
+
+/* Accumulates a head that arrived in several receives. */
+struct headacc {
+	struct chunk *ck;       /* owned, NULL when the head fits one segment */
+	uint32_t len;
+	uint32_t last;          /* length at the previous parse attempt */
+};
+
+enum conn_state {
+	CONN_ST_NEW = 1,        /* accepted, waiting for the first request head */
+	CONN_ST_IDLE,           /* keep-alive, waiting for the next request */
+	CONN_ST_READ_HEAD,      /* part of a request head received */
+	CONN_ST_PROXY,          /* request forwarded / response being relayed */
+	CONN_ST_TUNNEL,         /* upgraded: bytes relayed both ways */
+	CONN_ST_LINGER,         /* final response sent, draining input before close */
+	CONN_ST_CLOSED,         /* close submitted, waiting for the last CQEs */
+};
+
+enum link_state {
+	LINK_ST_CONNECTING = 1, /* connect submitted */
+	LINK_ST_IDLE,           /* in the keep-alive pool */
+	LINK_ST_BUSY,           /* carrying one request */
+	LINK_ST_CLOSED,         /* close submitted, waiting for the last CQEs */
+};
+
+enum resp_state {
+	RESP_HEAD = 1,          /* waiting for the status line and fields */
+	RESP_BODY,              /* relaying the body */
+	RESP_DONE,              /* the whole response was queued to the client */
+};
+
+/* How a message body ends. */
+enum body_kind {
+	BODY_NONE = 0,
+	BODY_LENGTH,            /* Content-Length */
+	BODY_CHUNKED,           /* chunked, relayed as is */
+	BODY_DECHUNK,           /* chunked from the backend, decoded for an HTTP/1.0 client */
+	BODY_EOF,               /* delimited by the backend closing */
+	BODY_TUNNEL,            /* after 101: everything, both ways */
+};
+
+struct body {
+	uint8_t kind;           /* enum body_kind */
+	uint64_t left;          /* BODY_LENGTH: bytes still to relay */
+	struct http_chunked ck;
+};
+
+struct link;
+
+/* One client connection. Owner: the worker's conn pool. */
+struct conn {
+	struct sock s;                  /* first: user_data points here */
+	uint8_t state;                  /* enum conn_state */
+	uint8_t keepalive;              /* keep the connection after this response */
+	uint8_t client_minor;           /* HTTP/1.x of the current request */
+	uint8_t meth;                   /* enum http_method of the current request */
+	uint8_t upgrade;                /* request asked for an upgrade */
+	uint8_t expect_sent;            /* 100 Continue already answered */
+	uint8_t attempts;               /* backends tried for this request */
+	uint8_t head_sent;              /* response head queued to the client */
+	uint8_t resp_done;              /* whole response queued to the client */
+	uint8_t fresh_retry;            /* the retry on a fresh link was used */
+	uint16_t status;                /* response status, for the log */
+	struct headacc acc;
+	struct body req_body;           /* request body still to forward */
+	struct link *link;              /* backend carrying the current request */
+	struct upstream *up;
+	struct chunk *bhead;            /* backend request head, kept for a retry */
+	uint32_t bhead_len;
+	uint64_t tried;                 /* servers tried, by index bit */
+	uint64_t started_ms;
+	uint64_t resp_bytes;
+	struct conn *next, *prev;       /* worker's list of live connections */
+	uint32_t peer_len;
+	char peer[48];                  /* client address as text, for X-Forwarded-For */
+	uint8_t reqid_len;
+	char reqid[64];                 /* X-Request-Id of the current request */
+	uint16_t target_len;
+	char target[96];                /* request target prefix, for the access log */
+};
+
+/* One connection to a backend server. Owner: the worker's link pool. */
+struct link {
+	struct sock s;                  /* first: user_data points here */
+	uint8_t state;                  /* enum link_state */
+	uint8_t reused;                 /* came from the pool for this request */
+	uint8_t resp_state;             /* enum resp_state */
+	uint8_t reusable;               /* may go back to the pool when done */
+	uint8_t got_bytes;              /* any response byte arrived */
+	struct headacc acc;
+	struct body body;               /* response body still to relay */
+	struct server *srv;
+	struct conn *c;                 /* client it serves while BUSY */
+	struct link *pool_next, *pool_prev;
+};
+
+/* Idle keep-alive links to one server, most recently used first. */
+struct link_pool {
+	struct link *head;
+	uint32_t count;
+};
+
+struct listener {
+	int fd;
+	uint8_t armed;
+	struct worker *w;
+	const struct rf_addr *addr;
+} __attribute__((aligned(16)));
+
+struct worker_stats {
+	uint64_t accepted;
+	uint64_t requests;
+	uint64_t rejected_conns;
+	uint64_t errors;
+};
+
+struct worker {
+	struct io_uring ring;
+	struct bufring bufs;
+	struct timer_wheel wheel;
+	struct runtime *rt;             /* shared, read-only */
+	const struct rf_config *cfg;
+	int id;
+	int wake_fd;                    /* eventfd written by the main thread */
+	uint64_t wake_val;
+	uint8_t stopping;
+	uint8_t wake_armed;
+	uint64_t stop_deadline;
+	pthread_t thread;
+	struct listener *listeners;     /* owned, cfg->nlisten entries */
+	struct pool conn_pool;
+	struct pool link_pool_mem;
+	struct pool chunk_pool;
+	struct pool seg_pool;
+	struct link_pool *pools;        /* owned, one per server (rt->nservers) */
+	struct balance_state *bal;      /* owned, one per upstream */
+	struct conn *conns;             /* live client connections */
+	uint32_t nconns;
+	uint32_t nlinks;
+	struct sock *starved;           /* socks waiting for buffers */
+	struct http_limits limits;
+	struct http_limits resp_limits;
+	struct http_req *req;           /* owned scratch for request parsing */
+	struct http_resp *resp;         /* owned scratch for response parsing */
+	struct access_log *alog;        /* owned, NULL when off */
+	uint64_t reqid_seed;
+	uint64_t reqid_seq;
+	struct worker_stats stats;
+	struct log_ratelimit rl_maxconn, rl_accept, rl_nobufs;
+	uint64_t accept_backoff_until;
+	struct timer accept_timer;      /* re-arms accept after EMFILE back-off */
+	struct timer stop_timer;        /* shutdown_timeout during a graceful stop */
+	uint8_t ring_ready;
+} __attribute__((aligned(64)));   /* user_data keeps an op code in the low bits */
+
+/* Shared by all workers: the process-wide connection count, and the stop
+ * request the main thread raises before waking the workers. */
+extern _Atomic uint32_t rf_total_conns;
+extern _Atomic int rf_stop_requested;
+
+/* worker.c */
+int worker_start(struct worker *w, int id, struct runtime *rt, int *listen_fds);
+void worker_wake(struct worker *w);
+void worker_join(struct worker *w);
+struct io_uring_sqe *worker_sqe(struct worker *w);
+
+/* stream.c: chunks, segments and the socket I/O shared by conn and link */
+struct chunk *chunk_get(struct worker *w);
+void chunk_put(struct worker *w, struct chunk *ck);
+void seg_release(struct worker *w, struct seg *sg);
+int segq_push(struct worker *w, struct segq *q, const char *p, uint32_t len,
+	      int32_t bid, struct chunk *ck);
+int segq_push_front(struct worker *w, struct segq *q, const char *p,
+		    uint32_t len, int32_t bid, struct chunk *ck);
+void segq_consume(struct worker *w, struct segq *q, uint32_t n);
+void segq_clear(struct worker *w, struct segq *q);
+uint32_t segq_move(struct worker *w, struct segq *from, struct segq *to,
+		   uint32_t max);
+void sock_init(struct sock *s, struct worker *w, int fd, enum sock_kind kind,
+	       timer_cb on_timer);
+void sock_arm_recv(struct sock *s);
+void sock_update_reading(struct sock *s);
+void sock_flush(struct sock *s);
+void sock_close(struct sock *s);
+void sock_rearm_starved(struct worker *w);
+int headacc_parse_input(struct worker *w, struct headacc *acc, struct segq *in,
+			int (*parse)(const char *, size_t, size_t, void *),
+			void *arg, uint32_t limit, const char **headp);
+void headacc_finish(struct worker *w, struct headacc *acc, struct segq *in,
+		    uint32_t head_len);
+void headacc_reset(struct worker *w, struct headacc *acc);
+int body_relay(struct worker *w, struct body *b, struct segq *in,
+	       struct segq *out, int *done);
+
+/* conn.c: <err> is 0 for new input or end of stream (s.eof), or the
+ * negative errno of a failed receive or send. */
+void conn_accept(struct worker *w, int fd);
+void conn_on_input(struct conn *c, int err);
+void conn_on_sent(struct conn *c, int err);
+void conn_on_closed(struct conn *c);
+void conn_process(struct conn *c);
+void conn_fail(struct conn *c, int status);
+void conn_abort(struct conn *c);
+void conn_response_done(struct conn *c);
+void conn_backend_ready(struct conn *c);
+void conn_backend_failed(struct conn *c, int err, int reused);
+void conn_shutdown_idle(struct worker *w);
+void conn_close_all(struct worker *w);
+
+/* link.c */
+int link_acquire(struct conn *c, struct server *srv, struct link **out);
+void link_on_input(struct link *l, int err);
+void link_on_sent(struct link *l, int err);
+void link_on_connect(struct link *l, int res);
+void link_on_closed(struct link *l);
+void link_process(struct link *l);
+void link_close(struct link *l);
+void link_close_idle(struct worker *w);
+
+#endif
