@@ -168,6 +168,8 @@ static void link_finish(struct link *l)
 		link_set_state(l, LINK_ST_IDLE);
 		l->reused = 0;
 		pool_add(w, l);
+		/* Flow control may have paused it: idle links listen for a close. */
+		sock_update_reading(&l->s);
 	} else {
 		link_close(l);
 	}

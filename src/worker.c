@@ -155,7 +155,10 @@ static void sock_on_recv(struct sock *s, struct io_uring_cqe *cqe)
 		}
 		return;
 	} else if (res == -ECANCELED) {
-		res = 0;        /* paused by flow control */
+		/* Paused by flow control: nothing arrived. */
+		if (!s->closing)
+			sock_update_reading(s);
+		return;
 	}
 	if (s->closing)
 		return;
