@@ -71,8 +71,9 @@ deps-test:
 	$(Q)tools/install-deps.sh test
 
 # ./ringfront is re-linked when the flavour differs from the last one built.
+# Copy then rename: a running ./ringfront keeps its old inode.
 ringfront: $(OUT)/ringfront build/.flavour-$(BUILD)
-	$(Q)cp $(OUT)/ringfront $@
+	$(Q)cp $(OUT)/ringfront $@.tmp && mv -f $@.tmp $@
 
 build/.flavour-$(BUILD):
 	$(Q)mkdir -p build && rm -f build/.flavour-* && touch $@
