@@ -57,7 +57,7 @@ struct key_def {
 
 struct parser;
 
-enum { SEC_SERVER, SEC_UPSTREAM, SEC_ROUTE, SEC_COUNT };
+enum { SEC_SERVER, SEC_UPSTREAM, SEC_ROUTE, SEC_ADMIN, SEC_COUNT };
 
 struct section_def {
 	const char *name;
@@ -588,6 +588,19 @@ static const struct key_def server_keys[] = {
 	  "access log file, one line per request; empty = off" },
 };
 
+#define ADM(f, T) OFF(struct rf_admin_conf, f, T)
+
+static const struct key_def admin_keys[] = {
+	{ .name = "listen", KT_ADDRS, offsetof(struct rf_admin_conf, listen), 1, 1,
+	  "127.0.0.1:9090",
+	  "where the admin API listens (JSON over HTTP); keep it on loopback or set a token",
+	  .aux = ADM(nlisten, uint32_t) },
+	{ .name = "token", KT_STRING, ADM(token, char *), 0, 0, "",
+	  "bearer token every admin request must carry; required off loopback" },
+	{ .name = "max_body", KT_SIZE64, ADM(max_body, uint64_t), 1 << 10, 64 << 20, "1m",
+	  "largest admin request body; beyond -> 413" },
+};
+
 static const struct key_def upstream_keys[] = {
 	{ .name = "servers", KT_CUSTOM, UPS(servers, struct rf_server_conf *), 0, 0, NULL,
 	  "backends as host:port, space separated; weight=N (1..1000) after one weighs it",
@@ -703,6 +716,33 @@ static int upstream_begin(struct parser *p, const char *name)
 	return apply_defaults(p, upstream_keys, ARRAY_SIZE(upstream_keys), u);
 }
 
+static int admin_begin(struct parser *p, const char *arg)
+{
+	p->base = &p->cfg->admin;
+	p->cfg->admin.enabled = 1;
+	return apply_defaults(p, admin_keys, ARRAY_SIZE(admin_keys), &p->cfg->admin);
+}
+
+/* An API that changes routing must not be open to the network unguarded. */
+static int admin_end(struct parser *p)
+{
+	const struct rf_admin_conf *a = &p->cfg->admin;
+	const struct sockaddr_storage *ss = &a->listen[0].ss;
+	int loopback;
+
+	if (a->token && *a->token)
+		return 0;
+	if (ss->ss_family == AF_INET)
+		loopback = (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	else
+		loopback = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	if (loopback)
+		return 0;
+	return perr(p, p->sec_line, -EINVAL,
+		    "[admin] listen = %s is not a loopback address: set a token",
+		    a->listen[0].text);
+}
+
 /* "/prefix = upstream": checked here, resolved once all upstreams are known. */
 static int route_entry(struct parser *p, const char *key, const char *val)
 {
@@ -743,6 +783,9 @@ static const struct section_def sections[SEC_COUNT] = {
 	[SEC_ROUTE] = { "route", 0, NULL, 0,
 		"path prefix = upstream name; the longest matching prefix wins, no match -> 404",
 		NULL, route_entry, NULL },
+	[SEC_ADMIN] = { "admin", 0, admin_keys, ARRAY_SIZE(admin_keys),
+		"the admin API: stats, metrics, dashboard and run-time changes",
+		admin_begin, NULL, admin_end },
 };
 
 /* Required keys and cross-key checks run when a section is complete. */
@@ -1000,6 +1043,7 @@ void config_free(struct rf_config *cfg)
 	if (!cfg)
 		return;
 	free_owned(server_keys, ARRAY_SIZE(server_keys), cfg);
+	free_owned(admin_keys, ARRAY_SIZE(admin_keys), &cfg->admin);
 	for (i = 0; i < cfg->nupstreams; i++)
 		free_owned(upstream_keys, ARRAY_SIZE(upstream_keys), &cfg->upstreams[i]);
 	free(cfg->upstreams);

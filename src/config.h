@@ -66,6 +66,15 @@ struct rf_route_conf {
 	int line;
 };
 
+/* [admin]: the operator API, served by the workers on its own listener. */
+struct rf_admin_conf {
+	uint8_t enabled;                 /* the section is present */
+	struct rf_addr listen[1];
+	uint32_t nlisten;
+	char *token;                     /* owned; NULL = no bearer token */
+	uint64_t max_body;               /* largest admin request body */
+};
+
 struct rf_config {
 	char *path;             /* owned: the file it was read from */
 
@@ -85,6 +94,8 @@ struct rf_config {
 	uint32_t log_level;              /* enum rf_log_level */
 	char *log_file;                  /* owned; NULL = stderr */
 	char *access_log;                /* owned; NULL = off */
+
+	struct rf_admin_conf admin;
 
 	/* [upstream NAME], in file order */
 	struct rf_upstream_conf *upstreams;  /* owned */

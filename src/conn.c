@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common.h"
+#include "admin.h"
 #include "http_rewrite.h"
 #include "worker.h"
 
@@ -27,7 +28,7 @@ static const struct rf_config *cfg_of(const struct conn *c)
 	return c->s.w->cfg;
 }
 
-void conn_accept(struct worker *w, int fd)
+void conn_accept(struct worker *w, int fd, uint8_t kind)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -40,14 +41,16 @@ void conn_accept(struct worker *w, int fd)
 	if (!c) {
 		atomic_fetch_sub(&rf_total_conns, 1);
 		close(fd);
-		w->stats.rejected_conns++;
+		STAT_ADD(w->stats.rejected_conns, 1);
 		rf_log_limited(&w->rl_maxconn, LOG_WARN,
 			       "msg=\"connection refused: max_connections reached\" max=%u",
 			       w->cfg->max_connections);
 		return;
 	}
-	w->stats.accepted++;
+	STAT_ADD(w->stats.accepted, 1);
+	STAT_ADD(w->stats.active, 1);
 	sock_init(&c->s, w, fd, SOCK_CONN, conn_on_timer);
+	c->kind = kind;
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		const void *a = ss.ss_family == AF_INET6 ?
 			(const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
@@ -94,6 +97,7 @@ void conn_on_closed(struct conn *c)
 	segq_clear(w, &c->s.in);
 	segq_clear(w, &c->s.out);
 	headacc_reset(w, &c->acc);
+	admin_release(c);
 	if (c->bhead)
 		chunk_put(w, c->bhead);
 	if (c->s.rd_starved) {
@@ -110,6 +114,7 @@ void conn_on_closed(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
+	STAT_ADD(w->stats.active, -1);
 	atomic_fetch_sub(&rf_total_conns, 1);
 	pool_put(&w->conn_pool, c);
 }
@@ -119,7 +124,7 @@ void conn_on_closed(struct conn *c)
 void conn_abort(struct conn *c)
 {
 	if (c->state != CONN_ST_CLOSED && c->head_sent && !c->resp_done)
-		c->s.w->stats.errors++;
+		STAT_ADD(c->s.w->stats.errors, 1);
 	conn_close(c);
 }
 
@@ -160,7 +165,7 @@ void conn_fail(struct conn *c, int status)
 		conn_abort(c);
 		return;
 	}
-	w->stats.errors++;
+	STAT_ADD(w->stats.errors, 1);
 	c->status = (uint16_t)status;
 	/* Only errors about a well-framed request whose body is fully read
 	 * leave the connection usable. */
@@ -279,7 +284,7 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 	struct chunk *ck;
 	int n;
 
-	w->stats.requests++;
+	STAT_ADD(w->stats.requests, 1);
 	c->started_ms = w->wheel.now;
 	c->client_minor = req->minor;
 	c->meth = req->meth;
@@ -305,6 +310,17 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 	    (uint64_t)req->content_length > cfg->max_body_size) {
 		headacc_finish(w, &c->acc, &c->s.in, head_len);
 		conn_fail(c, 413);
+		return 1;
+	}
+	if (c->kind == LISTEN_ADMIN) {
+		n = admin_start(c, req);
+		headacc_finish(w, &c->acc, &c->s.in, head_len);
+		if (n < 0) {
+			c->keepalive = 0;
+			conn_fail(c, n == -EMSGSIZE ? 413 : 503);
+			return 1;
+		}
+		admin_feed(c);
 		return 1;
 	}
 	c->up = route_lookup(w->rt, req->target, req->target_len);
@@ -395,6 +411,8 @@ void conn_process(struct conn *c)
 		__attribute__((fallthrough));
 	case CONN_ST_PROXY:
 	case CONN_ST_TUNNEL:
+		if (c->admin)
+			admin_feed(c);
 		if (c->req_body.kind != BODY_NONE && c->link &&
 		    c->link->state == LINK_ST_BUSY) {
 			struct link *l = c->link;
@@ -457,6 +475,7 @@ static void conn_request_finished(struct conn *c)
 	struct worker *w = c->s.w;
 
 	conn_log_access(c);
+	admin_release(c);
 	if (c->bhead) {
 		chunk_put(w, c->bhead);
 		c->bhead = NULL;

@@ -249,15 +249,18 @@ struct status_text {
 };
 
 static const struct status_text status_texts[] = {
+	{ 500, "Internal Server Error", "internal error" },    /* first: the fallback */
 	{ 400, "Bad Request", "malformed request" },
+	{ 401, "Unauthorized", "authentication required" },
 	{ 403, "Forbidden", "forbidden" },
 	{ 404, "Not Found", "no route for this path" },
+	{ 405, "Method Not Allowed", "method not allowed" },
 	{ 408, "Request Timeout", "request head not received in time" },
 	{ 413, "Content Too Large", "request body too large" },
 	{ 414, "URI Too Long", "request target too long" },
+	{ 409, "Conflict", "conflict" },
 	{ 429, "Too Many Requests", "rate limit exceeded" },
 	{ 431, "Request Header Fields Too Large", "request header fields too large" },
-	{ 500, "Internal Server Error", "internal error" },
 	{ 501, "Not Implemented", "transfer coding not implemented" },
 	{ 502, "Bad Gateway", "backend unavailable or sent an invalid response" },
 	{ 503, "Service Unavailable", "no server available" },
@@ -272,7 +275,7 @@ static const struct status_text *status_find(int status)
 	for (i = 0; i < ARRAY_SIZE(status_texts); i++)
 		if (status_texts[i].status == status)
 			return &status_texts[i];
-	return &status_texts[8];        /* 500 */
+	return &status_texts[0];
 }
 
 const char *http_reason(int status)

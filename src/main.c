@@ -2,7 +2,6 @@
  * and signals. The main thread only waits for signals; workers do all I/O. */
 #include <errno.h>
 #include <liburing.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 #include "common.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
 #include "worker.h"
 
@@ -43,28 +43,6 @@ static void print_version(void)
 	io_uring_free_probe(probe);
 }
 
-/* One listening socket per worker and address: SO_REUSEPORT lets the
- * kernel spread connections over the workers without a shared accept
- * queue. TCP_NODELAY set here is inherited by accepted sockets. */
-static int open_listener(const struct rf_addr *a, int backlog)
-{
-	int fd, one = 1, ret;
-
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
-	    listen(fd, backlog) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
 static uint32_t worker_count(const struct rf_config *cfg)
 {
 	long n;
@@ -96,26 +74,29 @@ static int run(struct runtime *rt)
 {
 	const struct rf_config *cfg = rt->cfg;
 	uint32_t nworkers = worker_count(cfg), i, j, started = 0;
+	struct endpoint eps[RF_MAX_ENDPOINTS];
+	unsigned neps = endpoints_collect(cfg, eps);
 	struct worker *workers;
 	int *fds, ret = 0, sig;
 	sigset_t set;
 
 	workers = aligned_alloc(64, ((sizeof(*workers) * nworkers) + 63) & ~(size_t)63);
-	fds = calloc((size_t)nworkers * cfg->nlisten, sizeof(*fds));
+	fds = calloc((size_t)nworkers * neps, sizeof(*fds));
 	if (!workers || !fds) {
 		log_error("msg=\"out of memory at start-up\"");
 		return 1;
 	}
 	for (i = 0; i < nworkers; i++) {
-		for (j = 0; j < cfg->nlisten; j++) {
-			int fd = open_listener(&cfg->listen[j], 4096);
+		for (j = 0; j < neps; j++) {
+			int fd = endpoint_open(&eps[j], 4096);
 
 			if (fd < 0) {
-				log_error("msg=\"cannot listen\" address=%s error=\"%s\"",
-					  cfg->listen[j].text, strerror(-fd));
+				log_error("msg=\"cannot listen\" address=%s kind=%s error=\"%s\"",
+					  eps[j].addr->text, listen_kind_name(eps[j].kind),
+					  strerror(-fd));
 				return 1;
 			}
-			fds[i * cfg->nlisten + j] = fd;
+			fds[i * neps + j] = fd;
 		}
 	}
 	/* Workers inherit this mask: only the main thread takes signals. */
@@ -126,11 +107,13 @@ static int run(struct runtime *rt)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (i = 0; i < nworkers; i++) {
-		ret = worker_start(&workers[i], (int)i, rt, &fds[i * cfg->nlisten]);
+		ret = worker_start(&workers[i], (int)i, rt, eps, neps, &fds[i * neps]);
 		if (ret < 0)
 			break;
 		started++;
 	}
+	rf_workers = workers;
+	rf_nworkers = started;
 	if (started == nworkers) {
 		log_info("msg=\"ringfront started\" version=%s workers=%u listen=%s config=%s",
 			 RF_VERSION, nworkers, cfg->listen[0].text, cfg->path);
@@ -153,8 +136,8 @@ static int run(struct runtime *rt)
 	for (i = 0; i < started; i++)
 		worker_join(&workers[i]);
 	for (i = started; i < nworkers; i++)
-		for (j = 0; j < cfg->nlisten; j++)
-			close(fds[i * cfg->nlisten + j]);
+		for (j = 0; j < neps; j++)
+			close(fds[i * neps + j]);
 	free(workers);
 	free(fds);
 	if (started != nworkers)

@@ -14,13 +14,36 @@ struct chunk *chunk_get(struct worker *w)
 		return NULL;
 	ck->refs = 1;
 	ck->cap = (uint32_t)(w->chunk_pool.size - sizeof(*ck));
+	ck->heap = 0;
 	return ck;
 }
 
 void chunk_put(struct worker *w, struct chunk *ck)
 {
-	if (--ck->refs == 0)
+	if (--ck->refs)
+		return;
+	if (ck->heap)
+		free(ck);
+	else
 		pool_put(&w->chunk_pool, ck);
+}
+
+/* A heap chunk holding a copy of <p, len>, for responses larger than a
+ * pooled chunk (admin API). Returns NULL when memory is exhausted. */
+struct chunk *chunk_from_bytes(const char *p, size_t len)
+{
+	struct chunk *ck;
+
+	if (len >= (1u << 31))
+		return NULL;
+	ck = malloc(sizeof(*ck) + len);
+	if (!ck)
+		return NULL;
+	ck->refs = 1;
+	ck->cap = (uint32_t)len;
+	ck->heap = 1;
+	memcpy(ck->data, p, len);
+	return ck;
 }
 
 void seg_release(struct worker *w, struct seg *sg)

@@ -15,9 +15,13 @@
 
 _Atomic uint32_t rf_total_conns;
 _Atomic int rf_stop_requested;
+struct worker *rf_workers;
+uint32_t rf_nworkers;
 
 struct worker_boot {
 	struct worker *w;
+	const struct endpoint *eps;
+	unsigned neps;
 	int *listen_fds;
 	sem_t ready;
 	int ret;
@@ -90,7 +94,7 @@ static void on_accept(struct listener *ls, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		ls->armed = 0;
 	if (cqe->res >= 0) {
-		conn_accept(w, cqe->res);
+		conn_accept(w, cqe->res, ls->kind);
 	} else if (cqe->res == -EMFILE || cqe->res == -ENFILE ||
 		   cqe->res == -ENOBUFS || cqe->res == -ENOMEM) {
 		/* Out of descriptors: pause accepting for a moment, never spin. */
@@ -115,7 +119,7 @@ static void accept_backoff_timer(struct timer *t)
 
 	if (w->stopping)
 		return;
-	for (i = 0; i < w->cfg->nlisten; i++)
+	for (i = 0; i < w->nlisteners; i++)
 		if (!w->listeners[i].armed && w->listeners[i].fd >= 0)
 			listener_arm(&w->listeners[i]);
 }
@@ -248,7 +252,7 @@ static void worker_begin_stop(struct worker *w)
 	uint32_t i;
 
 	w->stopping = 1;
-	for (i = 0; i < w->cfg->nlisten; i++) {
+	for (i = 0; i < w->nlisteners; i++) {
 		struct listener *ls = &w->listeners[i];
 		struct io_uring_sqe *sqe;
 
@@ -313,7 +317,8 @@ static void worker_loop(struct worker *w)
 		access_log_flush(w->alog);
 }
 
-static int worker_init(struct worker *w, int *listen_fds)
+static int worker_init(struct worker *w, const struct endpoint *eps,
+		       unsigned neps, int *listen_fds)
 {
 	const struct rf_config *cfg = w->cfg;
 	uint32_t i, per_worker;
@@ -350,7 +355,8 @@ static int worker_init(struct worker *w, int *listen_fds)
 	w->resp = calloc(1, sizeof(*w->resp));
 	w->pools = calloc(w->rt->nservers ? w->rt->nservers : 1, sizeof(*w->pools));
 	w->bal = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->bal));
-	w->listeners = calloc(cfg->nlisten, sizeof(*w->listeners));
+	w->listeners = calloc(neps, sizeof(*w->listeners));
+	w->nlisteners = neps;
 	if (rf_access_log_fd >= 0) {
 		w->alog = calloc(1, sizeof(*w->alog));
 		if (w->alog)
@@ -365,10 +371,11 @@ static int worker_init(struct worker *w, int *listen_fds)
 			(uint64_t)w->id << 56;
 	timer_init(&w->accept_timer, accept_backoff_timer);
 	timer_init(&w->stop_timer, stop_timer_cb);
-	for (i = 0; i < cfg->nlisten; i++) {
+	for (i = 0; i < neps; i++) {
 		w->listeners[i].fd = listen_fds[i];
 		w->listeners[i].w = w;
-		w->listeners[i].addr = &cfg->listen[i];
+		w->listeners[i].addr = eps[i].addr;
+		w->listeners[i].kind = eps[i].kind;
 		listener_arm(&w->listeners[i]);
 	}
 	wake_arm(w);
@@ -405,7 +412,7 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "rf-worker-%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 	log_set_thread(w->id);
-	ret = worker_init(w, boot->listen_fds);
+	ret = worker_init(w, boot->eps, boot->neps, boot->listen_fds);
 	boot->ret = ret;
 	sem_post(&boot->ready);         /* boot is gone after this */
 	if (ret == 0)
@@ -418,7 +425,8 @@ static void *worker_main(void *arg)
  * (one per [server] listen address; the worker owns them from now on).
  * Returns 0 once the worker is running, or the negative errno of its
  * initialisation. */
-int worker_start(struct worker *w, int id, struct runtime *rt, int *listen_fds)
+int worker_start(struct worker *w, int id, struct runtime *rt,
+		 const struct endpoint *eps, unsigned neps, int *listen_fds)
 {
 	struct worker_boot boot;
 	int ret;
@@ -431,6 +439,8 @@ int worker_start(struct worker *w, int id, struct runtime *rt, int *listen_fds)
 	if (w->wake_fd < 0)
 		return -errno;
 	boot.w = w;
+	boot.eps = eps;
+	boot.neps = neps;
 	boot.listen_fds = listen_fds;
 	boot.ret = 0;
 	sem_init(&boot.ready, 0, 0);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include "bufring.h"
 #include "http_parse.h"
+#include "listen.h"
 #include "log.h"
 #include "pool.h"
 #include "timer.h"
@@ -39,7 +40,8 @@ static inline uint64_t op_data(void *obj, enum op op)
  * reference count because segments queued for sending point into it. */
 struct chunk {
 	uint32_t refs;
-	uint32_t cap;
+	uint32_t cap : 31;
+	uint32_t heap : 1;      /* malloc'd (large, off the hot path), not pooled */
 	char data[];
 };
 
@@ -145,6 +147,7 @@ struct link;
 struct conn {
 	struct sock s;                  /* first: user_data points here */
 	uint8_t state;                  /* enum conn_state */
+	uint8_t kind;                   /* enum listen_kind it arrived on */
 	uint8_t keepalive;              /* keep the connection after this response */
 	uint8_t client_minor;           /* HTTP/1.x of the current request */
 	uint8_t meth;                   /* enum http_method of the current request */
@@ -164,6 +167,7 @@ struct conn {
 	uint64_t tried;                 /* servers tried, by index bit */
 	uint64_t started_ms;
 	uint64_t resp_bytes;
+	struct admin_req *admin;        /* owned: the admin request being read */
 	struct conn *next, *prev;       /* worker's list of live connections */
 	uint32_t peer_len;
 	char peer[48];                  /* client address as text, for X-Forwarded-For */
@@ -197,16 +201,26 @@ struct link_pool {
 struct listener {
 	int fd;
 	uint8_t armed;
+	uint8_t kind;                   /* enum listen_kind */
 	struct worker *w;
 	const struct rf_addr *addr;
 } __attribute__((aligned(16)));
 
+/* Counters written only by their worker and read by the admin API from
+ * any thread: relaxed atomics, bumped with STAT_ADD (no locked add). */
 struct worker_stats {
-	uint64_t accepted;
-	uint64_t requests;
-	uint64_t rejected_conns;
-	uint64_t errors;
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t requests;
+	_Atomic uint64_t rejected_conns;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t active;        /* client connections open now */
 };
+
+#define STAT_ADD(field, n) \
+	atomic_store_explicit(&(field), \
+		atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+		memory_order_relaxed)
+#define STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
 struct worker {
 	struct io_uring ring;
@@ -221,7 +235,8 @@ struct worker {
 	uint8_t wake_armed;
 	uint64_t stop_deadline;
 	pthread_t thread;
-	struct listener *listeners;     /* owned, cfg->nlisten entries */
+	struct listener *listeners;     /* owned, nlisteners entries */
+	uint32_t nlisteners;
 	struct pool conn_pool;
 	struct pool link_pool_mem;
 	struct pool chunk_pool;
@@ -252,14 +267,20 @@ struct worker {
 extern _Atomic uint32_t rf_total_conns;
 extern _Atomic int rf_stop_requested;
 
+/* All workers, for the admin API's read-only views (set once by main). */
+extern struct worker *rf_workers;
+extern uint32_t rf_nworkers;
+
 /* worker.c */
-int worker_start(struct worker *w, int id, struct runtime *rt, int *listen_fds);
+int worker_start(struct worker *w, int id, struct runtime *rt,
+		 const struct endpoint *eps, unsigned neps, int *listen_fds);
 void worker_wake(struct worker *w);
 void worker_join(struct worker *w);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
 /* stream.c: chunks, segments and the socket I/O shared by conn and link */
 struct chunk *chunk_get(struct worker *w);
+struct chunk *chunk_from_bytes(const char *p, size_t len);
 void chunk_put(struct worker *w, struct chunk *ck);
 void seg_release(struct worker *w, struct seg *sg);
 int segq_push(struct worker *w, struct segq *q, const char *p, uint32_t len,
@@ -288,7 +309,7 @@ int body_relay(struct worker *w, struct body *b, struct segq *in,
 
 /* conn.c: <err> is 0 for new input or end of stream (s.eof), or the
  * negative errno of a failed receive or send. */
-void conn_accept(struct worker *w, int fd);
+void conn_accept(struct worker *w, int fd, uint8_t kind);
 void conn_on_input(struct conn *c, int err);
 void conn_on_sent(struct conn *c, int err);
 void conn_on_closed(struct conn *c);

@@ -1,0 +1,48 @@
+/* listen.c - the endpoints of a configuration and their sockets. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "common.h"
+#include "listen.h"
+
+unsigned endpoints_collect(const struct rf_config *cfg, struct endpoint *out)
+{
+	unsigned n = 0, i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		out[n++] = (struct endpoint){ &cfg->listen[i], LISTEN_PROXY };
+	if (cfg->admin.enabled)
+		out[n++] = (struct endpoint){ &cfg->admin.listen[0], LISTEN_ADMIN };
+	return n;
+}
+
+/* TCP_NODELAY set on the listener is inherited by accepted sockets, which
+ * saves a setsockopt per connection. */
+int endpoint_open(const struct endpoint *ep, int backlog)
+{
+	const struct rf_addr *a = ep->addr;
+	int fd, one = 1, ret;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
+	    listen(fd, backlog) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+const char *listen_kind_name(unsigned kind)
+{
+	static const char *const names[LISTEN_KINDS] = { "proxy", "admin" };
+
+	return kind < LISTEN_KINDS ? names[kind] : "?";
+}
