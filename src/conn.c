@@ -146,6 +146,25 @@ static int queue_static(struct conn *c, const char *p, uint32_t len)
 	return segq_push(c->s.w, &c->s.out, p, len, -1, NULL);
 }
 
+static void conn_log_access(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	char line[512];
+	int n;
+
+	if (!w->alog)
+		return;
+	n = snprintf(line, sizeof(line),
+		     "ts_ms=%llu client=%.*s target=\"%.*s\" status=%u bytes=%llu duration_ms=%llu request_id=%.*s\n",
+		     (unsigned long long)w->wheel.now, (int)c->peer_len, c->peer,
+		     (int)c->target_len, c->target, c->status,
+		     (unsigned long long)c->resp_bytes,
+		     (unsigned long long)(w->wheel.now - c->started_ms),
+		     (int)c->reqid_len, c->reqid);
+	if (n > 0)
+		access_log_append(w->alog, line, RF_MIN((size_t)n, sizeof(line) - 1));
+}
+
 void conn_fail(struct conn *c, int status)
 {
 	struct worker *w = c->s.w;
@@ -191,6 +210,7 @@ void conn_fail(struct conn *c, int status)
 		return;
 	}
 	c->keepalive = 0;
+	conn_log_access(c);
 	conn_linger(c);
 }
 
@@ -199,25 +219,6 @@ static int parse_request_cb(const char *buf, size_t len, size_t last, void *arg)
 	struct worker *w = arg;
 
 	return http_parse_request(buf, len, last, &w->limits, w->req);
-}
-
-static void conn_log_access(struct conn *c)
-{
-	struct worker *w = c->s.w;
-	char line[512];
-	int n;
-
-	if (!w->alog)
-		return;
-	n = snprintf(line, sizeof(line),
-		     "ts_ms=%llu client=%.*s target=\"%.*s\" status=%u bytes=%llu duration_ms=%llu request_id=%.*s\n",
-		     (unsigned long long)w->wheel.now, (int)c->peer_len, c->peer,
-		     (int)c->target_len, c->target, c->status,
-		     (unsigned long long)c->resp_bytes,
-		     (unsigned long long)(w->wheel.now - c->started_ms),
-		     (int)c->reqid_len, c->reqid);
-	if (n > 0)
-		access_log_append(w->alog, line, RF_MIN((size_t)n, sizeof(line) - 1));
 }
 
 /* Pick a server and a link for the current request, trying further servers
@@ -299,6 +300,7 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 	memset(&c->req_body, 0, sizeof(c->req_body));
 	if (req->flags & HTTP_FL_CHUNKED) {
 		c->req_body.kind = BODY_CHUNKED;
+		c->req_body.limit = cfg->max_body_size;
 		http_chunked_init(&c->req_body.ck);
 	} else if (req->content_length > 0) {
 		c->req_body.kind = BODY_LENGTH;
@@ -383,11 +385,41 @@ static int conn_read_head(struct conn *c)
 	}
 	if (ret < 0) {
 		c->keepalive = 0;
+		c->started_ms = w->wheel.now;
 		conn_fail(c, ret == -ENOMEM ? 503 : http_parse_error_status(ret));
 		return 1;
 	}
 	(void)head;
 	return conn_start_request(c, w->req, (uint32_t)ret);
+}
+
+/* The client closed its sending side during a request. A body that can
+ * no longer complete ends the exchange; in a tunnel the close is passed on
+ * to the backend once every byte before it was relayed; otherwise the
+ * client still gets its response, then the connection closes. */
+static void conn_client_eof(struct conn *c)
+{
+	struct link *l = c->link;
+	int truncated;
+
+	if (c->state == CONN_ST_TUNNEL) {
+		if (l && !l->wr_shut && !c->s.in.head && !l->s.out.head && !l->s.sending) {
+			struct io_uring_sqe *sqe = worker_sqe(c->s.w);
+
+			io_uring_prep_shutdown(sqe, l->s.fd, SHUT_WR);
+			io_uring_sqe_set_data64(sqe, OP_IGNORE);
+			l->wr_shut = 1;
+		}
+		return;
+	}
+	c->keepalive = 0;
+	if (c->req_body.kind == BODY_NONE)
+		return;
+	/* Bytes still queued may hold the rest of the body. */
+	truncated = !c->s.in.head ||
+		    (c->req_body.kind == BODY_LENGTH && c->s.in.bytes < c->req_body.left);
+	if (truncated)
+		conn_abort(c);
 }
 
 /* Drive the connection from its input queue as far as it can go now. */
@@ -419,21 +451,16 @@ void conn_process(struct conn *c)
 
 			ret = body_relay(w, &c->req_body, &c->s.in, &l->s.out, &done);
 			if (ret < 0) {
-				conn_fail(c, ret == -ENOMEM ? 503 : 400);
+				c->keepalive = 0;
+				conn_fail(c, ret == -ENOMEM ? 503 : ret == -EFBIG ? 413 : 400);
 				break;
 			}
 			if (done)
 				c->req_body.kind = BODY_NONE;
 			sock_flush(&l->s);
 		}
-		if (c->s.eof && c->state != CONN_ST_CLOSED) {
-			/* A truncated body or a closed tunnel ends the exchange; a
-			 * client that only half-closed still gets its response. */
-			if (c->req_body.kind != BODY_NONE || c->state == CONN_ST_TUNNEL)
-				conn_abort(c);
-			else
-				c->keepalive = 0;
-		}
+		if (c->s.eof && c->state != CONN_ST_CLOSED)
+			conn_client_eof(c);
 		break;
 	case CONN_ST_LINGER:
 		segq_clear(w, &c->s.in);
@@ -491,6 +518,7 @@ static void conn_request_finished(struct conn *c)
 	c->resp_done = 0;
 	c->attempts = 0;
 	c->fresh_retry = 0;
+	c->interim = 0;
 	c->tried = 0;
 	c->status = 0;
 	c->resp_bytes = 0;

@@ -120,6 +120,10 @@ int rewrite_request(char *buf, uint32_t cap, const struct http_req *req,
 		PUT_LIT(&o, "Host: ");
 		put(&o, req->host, req->host_len);
 		PUT_LIT(&o, "\r\n");
+	} else if (!req->host) {
+		/* HTTP/1.0 may omit Host; HTTP/1.1 needs one, empty when there is
+		 * no authority (RFC 9112 section 3.2). */
+		PUT_LIT(&o, "Host: \r\n");
 	}
 	conn_names_collect(&cn, req->hdrs, req->nhdrs);
 	for (i = 0; i < req->nhdrs; i++) {

@@ -13,6 +13,9 @@
  * response head, so the client gets one send and the buffer returns now. */
 #define INLINE_BODY_MAX 2048
 
+/* 1xx responses relayed for one request before the backend is cut off. */
+#define INTERIM_MAX 16
+
 static void link_on_timer(struct timer *t);
 
 static void link_set_state(struct link *l, enum link_state st)
@@ -241,7 +244,13 @@ static int link_read_head(struct link *l)
 		return -1;
 	}
 	if (resp->status < 200 && resp->status != 101) {
-		/* Interim response: relay it to HTTP/1.1 clients, keep waiting. */
+		/* Interim response: relay it to HTTP/1.1 clients, keep waiting.
+		 * A backend that sends them without end gets a 502. */
+		if (++c->interim > INTERIM_MAX) {
+			link_close(l);
+			conn_fail(c, 502);
+			return -1;
+		}
 		ri = (struct resp_info){ .client_minor = 1, .keepalive = 1 };
 		ck = chunk_get(w);
 		if (ck && c->client_minor &&
@@ -302,6 +311,8 @@ static int link_read_head(struct link *l)
 		c->state = CONN_ST_TUNNEL;
 		c->req_body.kind = BODY_TUNNEL;
 		c->keepalive = 0;
+		/* Bytes the client sent behind the upgrade request go now. */
+		conn_process(c);
 	}
 	return 0;
 }
@@ -317,6 +328,8 @@ void link_process(struct link *l)
 		if (l->resp_state == RESP_HEAD) {
 			if (!l->s.in.head && !l->s.eof)
 				break;
+			if (c->s.out.bytes >= OUT_HIGH)
+				break;          /* interim responses wait for a slow client */
 			if (link_read_head(l))
 				return;
 			continue;

@@ -378,7 +378,8 @@ void headacc_reset(struct worker *w, struct headacc *acc)
 
 /* Relay body bytes from <in> to <out> according to <b>'s framing, until
  * the body ends (*done = 1), the input is empty or <out> is full.
- * Returns 0, -EBADMSG on bad chunk framing, or -ENOMEM. */
+ * Returns 0, -EBADMSG on bad chunk framing, -EFBIG when a chunked body
+ * passes b->limit, or -ENOMEM. */
 int body_relay(struct worker *w, struct body *b, struct segq *in,
 	       struct segq *out, int *done)
 {
@@ -413,6 +414,10 @@ int body_relay(struct worker *w, struct body *b, struct segq *in,
 				return (int)used;
 			if (used == 0)
 				break;
+			for (i = 0; i < nspans; i++)
+				b->data += spans[i].len;
+			if (b->limit && b->data > b->limit)
+				return -EFBIG;
 			if (b->kind == BODY_CHUNKED) {
 				if (used && segq_move(w, in, out, (uint32_t)used) != (uint32_t)used)
 					return -ENOMEM;

@@ -138,6 +138,8 @@ enum body_kind {
 struct body {
 	uint8_t kind;           /* enum body_kind */
 	uint64_t left;          /* BODY_LENGTH: bytes still to relay */
+	uint64_t data;          /* chunked: data bytes seen so far */
+	uint64_t limit;         /* chunked: most data bytes allowed, 0 = no limit */
 	struct http_chunked ck;
 };
 
@@ -157,6 +159,7 @@ struct conn {
 	uint8_t head_sent;              /* response head queued to the client */
 	uint8_t resp_done;              /* whole response queued to the client */
 	uint8_t fresh_retry;            /* the retry on a fresh link was used */
+	uint8_t interim;                /* 1xx responses relayed for this request */
 	uint16_t status;                /* response status, for the log */
 	struct headacc acc;
 	struct body req_body;           /* request body still to forward */
@@ -185,6 +188,7 @@ struct link {
 	uint8_t resp_state;             /* enum resp_state */
 	uint8_t reusable;               /* may go back to the pool when done */
 	uint8_t got_bytes;              /* any response byte arrived */
+	uint8_t wr_shut;                /* tunnel: our write side was shut down */
 	struct headacc acc;
 	struct body body;               /* response body still to relay */
 	struct server *srv;

@@ -50,6 +50,7 @@ def main():
                 rep = p.sanitizer_report()
                 if rep and not err:
                     err = "sanitizer report:\n" + rep[-4000:]
+            harness.remove_tempfiles()
             dt = time.time() - t0
             if err:
                 failed += 1
