@@ -58,6 +58,8 @@ help:
 	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize)'
 	@echo 'make bench         side-by-side benchmark against HAProxy and nginx'
 	@echo 'make clean         remove build outputs'
+	@echo 'make install       install binary, man pages, unit, example config (PREFIX=/usr/local DESTDIR=)'
+	@echo 'make uninstall     remove what make install installed (an edited config stays)'
 	@echo 'V=1                show the full commands'
 
 debug release tsan profile:
@@ -122,5 +124,48 @@ bench: all
 
 clean:
 	rm -rf build ringfront
+
+# ---- install / uninstall: PREFIX (default /usr/local) and DESTDIR as usual.
+# The files and their places are listed in ringfront(8), FILES. With
+# PREFIX=/usr the configuration goes to /etc, otherwise to PREFIX/etc. The
+# unit file is rewritten for the chosen paths. An existing configuration is
+# never overwritten, and uninstall keeps it when it differs from the example.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/ringfront
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL ?= install
+CONF_DEST := $(DESTDIR)$(SYSCONFDIR)/ringfront/ringfront.ini
+EXAMPLES := $(DESTDIR)$(DOCDIR)/examples
+
+.PHONY: install uninstall
+install: ringfront
+	$(Q)$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+		$(EXAMPLES) $(DESTDIR)$(SYSCONFDIR)/ringfront $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	$(Q)$(INSTALL) -m 755 ringfront $(DESTDIR)$(SBINDIR)/ringfront
+	$(Q)$(INSTALL) -m 644 doc/ringfront.8 $(DESTDIR)$(MANDIR)/man8/ringfront.8
+	$(Q)$(INSTALL) -m 644 doc/ringfront.ini.5 $(DESTDIR)$(MANDIR)/man5/ringfront.ini.5
+	$(Q)$(INSTALL) -m 644 conf/default.ini $(EXAMPLES)/ringfront.ini
+	$(Q)$(INSTALL) -m 644 tools/logrotate.ringfront $(EXAMPLES)/logrotate.ringfront
+	$(Q)test -e $(CONF_DEST) || $(INSTALL) -m 644 conf/default.ini $(CONF_DEST)
+	$(Q)sed -e 's|/usr/sbin/ringfront|$(SBINDIR)/ringfront|g' \
+		-e 's|/etc/ringfront/|$(SYSCONFDIR)/ringfront/|g' tools/ringfront.service \
+		> $(DESTDIR)$(UNITDIR)/ringfront.service.tmp
+	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/ringfront.service.tmp
+	$(Q)mv -f $(DESTDIR)$(UNITDIR)/ringfront.service.tmp $(DESTDIR)$(UNITDIR)/ringfront.service
+	$(Q)$(INSTALL) -m 644 tools/ringfront.sysusers $(DESTDIR)$(SYSUSERSDIR)/ringfront.conf
+
+uninstall:
+	$(Q)if [ -e $(CONF_DEST) ] && ! cmp -s $(CONF_DEST) $(EXAMPLES)/ringfront.ini; then \
+		echo "kept $(CONF_DEST): it differs from the installed example"; \
+	else rm -f $(CONF_DEST); rmdir $(DESTDIR)$(SYSCONFDIR)/ringfront 2>/dev/null || true; fi
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/ringfront $(DESTDIR)$(MANDIR)/man8/ringfront.8 \
+		$(DESTDIR)$(MANDIR)/man5/ringfront.ini.5 $(EXAMPLES)/ringfront.ini \
+		$(EXAMPLES)/logrotate.ringfront $(DESTDIR)$(UNITDIR)/ringfront.service \
+		$(DESTDIR)$(SYSUSERSDIR)/ringfront.conf
+	$(Q)rmdir $(EXAMPLES) $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 -include $(OBJS:.o=.d)

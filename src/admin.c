@@ -63,6 +63,7 @@ static void json_error(struct admin_ctx *x, int status, const char *msg)
 static void admin_stats(struct admin_ctx *x)
 {
 	const struct runtime *rt = x->c->s.w->rt;
+	uint64_t now = x->c->s.w->wheel.now;
 	struct outbuf *o = &x->out;
 	uint32_t i, j;
 
@@ -87,13 +88,21 @@ static void admin_stats(struct admin_ctx *x)
 		ob_printf(o, "%s{\"name\":", i ? "," : "");
 		ob_json_str(o, up->conf->name, strlen(up->conf->name));
 		ob_printf(o, ",\"balance\":\"%s\",\"servers\":[",
-			  config_balance_name(up->conf->balance));
+			  config_balance_name(balance_strategy(up)));
 		for (j = 0; j < up->nservers; j++) {
 			const struct server *s = &up->servers[j];
+			struct health_view v;
 
+			health_view(s, now, &v);
 			ob_printf(o, "%s{\"address\":", j ? "," : "");
 			ob_json_str(o, s->conf->addr.text, strlen(s->conf->addr.text));
-			ob_printf(o, ",\"weight\":%u}", s->weight);
+			ob_printf(o, ",\"weight\":%u,\"state\":\"%s\",\"circuit\":\"%s\","
+				  "\"draining\":%s,\"active\":%u,\"response_time_us\":%u,"
+				  "\"consecutive_failures\":%u,\"slow_start_permille\":%u}",
+				  (unsigned)atomic_load_explicit(&s->weight, memory_order_relaxed),
+				  health_state_str(v.state), circuit_state_str(v.circuit),
+				  v.draining ? "true" : "false", v.active, v.ewma_us, v.fails,
+				  v.weight_permille);
 		}
 		ob_puts(o, "]}");
 	}

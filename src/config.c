@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "ratelimit.h"
 
 #define CONFIG_MAX_FILE (1u << 20)   /* no real config is this big: refuse garbage */
 #define WEIGHT_MIN      1
@@ -57,7 +58,8 @@ struct key_def {
 
 struct parser;
 
-enum { SEC_SERVER, SEC_UPSTREAM, SEC_ROUTE, SEC_ADMIN, SEC_COUNT };
+enum { SEC_SERVER, SEC_UPSTREAM, SEC_ROUTE, SEC_ADMIN, SEC_RATELIMIT, SEC_TIER, SEC_API_KEYS,
+       SEC_CACHE, SEC_COUNT };
 
 struct section_def {
 	const char *name;
@@ -68,6 +70,7 @@ struct section_def {
 	int (*begin)(struct parser *p, const char *arg);    /* NULL: rows write into cfg */
 	int (*entry)(struct parser *p, const char *key, const char *val);
 	int (*end)(struct parser *p);
+	const char *example;         /* for config_dump_keys(): a name if named, else lines */
 };
 
 struct parser {
@@ -83,6 +86,7 @@ struct parser {
 	int first[SEC_COUNT];        /* first header line of each section, 0 = none yet */
 	uint32_t up_cap, route_cap, name_cap;
 	char **route_up;             /* upstream name per route, resolved at the end */
+	uint32_t tier_cap, apikey_cap;
 };
 
 /* Compile-time check that a row's type matches the field it writes. */
@@ -586,6 +590,10 @@ static const struct key_def server_keys[] = {
 	  "error log file; empty = stderr" },
 	{ .name = "access_log", KT_STRING, SRV(access_log, char *), 0, 0, "",
 	  "access log file, one line per request; empty = off" },
+	{ .name = "user", KT_STRING, SRV(user, char *), 0, 0, "",
+	  "started as root: switch to this user once the listeners are bound; empty = stay" },
+	{ .name = "group", KT_STRING, SRV(group, char *), 0, 0, "",
+	  "group to switch to with user; empty = the user's primary group" },
 };
 
 #define ADM(f, T) OFF(struct rf_admin_conf, f, T)
@@ -600,6 +608,8 @@ static const struct key_def admin_keys[] = {
 	{ .name = "max_body", KT_SIZE64, ADM(max_body, uint64_t), 1 << 10, 64 << 20, "1m",
 	  "largest admin request body; beyond -> 413" },
 };
+
+static const char *const fail_5xx_names[] = { "off", "on", NULL };
 
 static const struct key_def upstream_keys[] = {
 	{ .name = "servers", KT_CUSTOM, UPS(servers, struct rf_server_conf *), 0, 0, NULL,
@@ -627,10 +637,150 @@ static const struct key_def upstream_keys[] = {
 	  "a backend connection must be established within this time" },
 	{ .name = "response_timeout", KT_MS, UPS(response_timeout_ms, uint32_t), 1, DAY_MS, "60s",
 	  "a backend silent for this long gets the request a 504" },
+	{ .name = "slow_start", KT_MS, UPS(slow_start_ms, uint32_t), 0, 3600000, "0s",
+	  "a server back from down, ejection or an open circuit ramps its weight up over this; 0 = at once" },
+	{ .name = "max_ejection_percent", KT_U32, UPS(max_ejection_percent, uint32_t), 0, 100, "50",
+	  "at most this percent of the servers (rounded down) are ejected at once, 0..100" },
+	{ .name = "eject_after", KT_U32, UPS(eject_after, uint32_t), 0, 63, "5",
+	  "consecutive failures of real traffic that eject a server, 0..63 (0 = never)" },
+	{ .name = "eject_time", KT_MS, UPS(eject_time_ms, uint32_t), 100, 300000, "10s",
+	  "first ejection; doubles per repeat up to 300s, then one request probes the server" },
+	{ .name = "fail_on_5xx", KT_ENUM, UPS(fail_on_5xx, uint32_t), 0, 0, "off",
+	  "on: a 5xx response counts as a failure for ejection and the circuit breaker",
+	  .names = fail_5xx_names },
+	{ .name = "circuit_failures", KT_U32, UPS(circuit_failures, uint32_t), 0, 63, "5",
+	  "consecutive failures that open a server's circuit, 0..63 (0 = no circuit breaker)" },
+	{ .name = "circuit_open_time", KT_MS, UPS(circuit_open_time_ms, uint32_t), 100, 1800000,
+	  "10s", "an open circuit passes no traffic for this long, then turns half-open" },
+	{ .name = "circuit_half_open_requests", KT_U32, UPS(circuit_half_open_requests, uint32_t),
+	  1, 15, "1", "trial requests a half-open circuit lets through, 1..15" },
+	{ .name = "retry_budget", KT_U32, UPS(retry_budget, uint32_t), 0, 100, "20",
+	  "retries stay under this percent of recent attempts (plus 10 per 5s), 0..100 (0 = none)" },
 };
 
 _Static_assert(ARRAY_SIZE(server_keys) <= 32, "parser.key_line is too small");
 _Static_assert(ARRAY_SIZE(upstream_keys) <= 32, "parser.key_line is too small");
+
+/* ---- [ratelimit], [tier NAME], [api_keys] ---- */
+
+#define RLC(f, T) OFF(struct rf_ratelimit_conf, f, T)
+#define TIER(f, T) OFF(struct rf_tier_conf, f, T)
+#define RL_PERIOD_MAX_MS (30ull * DAY_MS)
+#define RL_API_KEY_MAX 127      /* rl_clients.h RL_ID_MAX - 1 */
+
+static const char *const off_on_names[] = { "off", "on", NULL };
+static const char *const table_full_names[] = { "allow", "deny", NULL };
+
+/* "COUNT/PERIOD": 100/60s, 5/m, 10/500ms; a bare unit means one (100/s);
+ * a bare COUNT is per second. */
+static int set_rate(const struct key_def *k, void *base, const char *val, struct why *w)
+{
+	struct rf_rate *r = FIELD(base, k);
+	const char *end;
+	char unit[32];
+	uint64_t n, ms = 1000;
+	int rc = parse_uint(val, &n, &end);
+
+	if (rc || (*end && *end != '/'))
+		return why(w, -EINVAL, "expected COUNT/PERIOD such as 100/60s, 20/m or 10/s");
+	if (n < 1 || n > 1000000000)
+		return why(w, -ERANGE, "COUNT must be 1..1000000000");
+	if (*end == '/') {
+		end++;
+		if (*end >= '0' && *end <= '9') {
+			rc = config_parse_duration_ms(end, &ms);
+		} else if (*end && strlen(end) < sizeof unit - 1) {
+			snprintf(unit, sizeof unit, "1%s", end);
+			rc = config_parse_duration_ms(unit, &ms);
+		} else {
+			rc = -EINVAL;
+		}
+		if (rc || !ms)
+			return why(w, -EINVAL, "PERIOD must be a duration such as 60s, 1m or 500ms");
+		if (ms > RL_PERIOD_MAX_MS)
+			return why(w, -ERANGE, "PERIOD must be at most 30 days");
+	}
+	r->count = (uint32_t)n;
+	r->period_ms = (uint32_t)ms;
+	return 0;
+}
+
+/* HTTP field-name characters (RFC 9110 tchar). */
+static int is_token(const char *s)
+{
+	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789!#$%&'*+-.^_`|~") == strlen(s);
+}
+
+/* key = ip | ip+path | header:NAME */
+static int set_rl_key(const struct key_def *k, void *base, const char *val, struct why *w)
+{
+	struct rf_ratelimit_conf *rc = base;
+
+	if (!strcmp(val, "ip")) {
+		rc->key = RF_RL_KEY_IP;
+	} else if (!strcmp(val, "ip+path")) {
+		rc->key = RF_RL_KEY_IP_PATH;
+	} else if (!strncmp(val, "header:", 7) && is_token(val + 7) &&
+		   strlen(val + 7) < sizeof rc->key_header) {
+		rc->key = RF_RL_KEY_HEADER;
+		memcpy(rc->key_header, val + 7, strlen(val + 7) + 1);
+	} else {
+		return why(w, -EINVAL, "expected ip, ip+path or header:NAME (NAME a header name "
+			   "of at most %d characters)", (int)sizeof rc->key_header - 1);
+	}
+	return 0;
+}
+
+/* An address list that may be empty (= off). */
+static int set_opt_addrs(const struct key_def *k, void *base, const char *val, struct why *w)
+{
+	if (*val)
+		return set_addrs(k, base, val, w);
+	*(uint32_t *)((char *)base + k->aux) = 0;
+	return 0;
+}
+
+static const struct key_def ratelimit_keys[] = {
+	{ .name = "rate", KT_CUSTOM, RLC(rate, struct rf_rate), 0, 0, "100/60s",
+	  "tokens per period for each key, e.g. 100/60s, 20/m or 10/s; with key = header:NAME "
+	  "the per-address limit that applies besides an API key's tier", .set = set_rate },
+	{ .name = "burst", KT_U32, RLC(burst, uint32_t), 0, 100000000, "100",
+	  "requests admitted at once from a full bucket; 0 = the rate's COUNT" },
+	{ .name = "key", KT_CUSTOM, RLC(key, uint32_t), 0, 0, "ip",
+	  "what a bucket belongs to: ip, ip+path or header:NAME (e.g. header:X-API-Key)",
+	  .set = set_rl_key },
+	{ .name = "listen", KT_ADDRS, offsetof(struct rf_ratelimit_conf, listen), 1, 1, "",
+	  "line protocol (\"<key>\\n\" -> \"OK\\n\" | \"ERROR\\n\") on host:port; empty = off",
+	  .aux = RLC(nlisten, uint32_t), .set = set_opt_addrs },
+	{ .name = "max_keys", KT_U32, RLC(max_keys, uint32_t), 64, 100000000, "1000000",
+	  "keys tracked at once, 8 bytes each, 64..100000000" },
+	{ .name = "table_full", KT_ENUM, RLC(table_full, uint32_t), 0, 0, "allow",
+	  "a new key when max_keys live keys fill its bucket: allow (fail open) or deny",
+	  .names = table_full_names },
+	{ .name = "ban_after", KT_U32, RLC(ban_after, uint32_t), 0, 1000, "0",
+	  "consecutive rejections that ban a key, 0..1000; 0 = no bans" },
+	{ .name = "ban_time", KT_MS, RLC(ban_time_ms, uint32_t), 1000, 30 * DAY_MS, "300s",
+	  "length of a first ban, 1s..30 days" },
+	{ .name = "ban_multiplier", KT_U32, RLC(ban_multiplier, uint32_t), 1, 16, "2",
+	  "each repeated ban of a key lasts this many times longer, 1..16" },
+	{ .name = "rate_limit_headers", KT_ENUM, RLC(headers, uint32_t), 0, 0, "on",
+	  "RateLimit-Limit/-Remaining/-Reset/-Policy on responses of limited routes: on or off",
+	  .names = off_on_names },
+	{ .name = "require_key", KT_ENUM, RLC(require_key, uint32_t), 0, 0, "off",
+	  "on: a request without a known API key (key = header:NAME) gets 401",
+	  .names = off_on_names },
+};
+
+static const struct key_def tier_keys[] = {
+	{ .name = "rate", KT_CUSTOM, TIER(rate, struct rf_rate), 0, 0, NULL,
+	  "tokens per period for API keys of this tier, e.g. 5/m", .set = set_rate },
+	{ .name = "burst", KT_U32, TIER(burst, uint32_t), 0, 100000000, "0",
+	  "requests admitted at once from a full bucket; 0 = the rate's COUNT" },
+};
+
+_Static_assert(ARRAY_SIZE(ratelimit_keys) <= 32, "parser.key_line is too small");
+_Static_assert(ARRAY_SIZE(tier_keys) <= 32, "parser.key_line is too small");
 
 static int apply_defaults(struct parser *p, const struct key_def *keys, size_t n, void *base)
 {
@@ -773,6 +923,191 @@ static int route_entry(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int ratelimit_begin(struct parser *p, const char *arg)
+{
+	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+
+	p->base = rc;
+	rc->enabled = 1;
+	rc->line = p->line;
+	return apply_defaults(p, ratelimit_keys, ARRAY_SIZE(ratelimit_keys), rc);
+}
+
+/* The bucket word bounds burst x (period / rate): check with the same code.
+ * "rate" is row 0 of both [ratelimit] and [tier]. */
+static int rate_end(struct parser *p, const struct rf_rate *r, uint32_t burst)
+{
+	struct rl_policy pol;
+	char label[RF_NAME_MAX + 32];
+	int line = p->key_line[0] ? p->key_line[0] : p->sec_line;
+
+	if (rl_policy_init(&pol, r->count, (uint64_t)r->period_ms * 1000, burst) == 0)
+		return 0;
+	return perr(p, line, -ERANGE, "%s: burst %u at %u per %ums refills over more than "
+		    "a year; lower the burst or raise the rate", sec_label(p, label, sizeof label),
+		    burst ? burst : r->count, r->count, r->period_ms);
+}
+
+static int ratelimit_end(struct parser *p)
+{
+	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+	int line;
+
+	if (rc->require_key && rc->key != RF_RL_KEY_HEADER) {
+		line = p->key_line[find_key(p->sec, "require_key") - p->sec->keys];
+		return perr(p, line, -EINVAL, "require_key = on needs key = header:NAME");
+	}
+	return rate_end(p, &rc->rate, rc->burst);
+}
+
+static int tier_begin(struct parser *p, const char *name)
+{
+	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+	struct rf_tier_conf *t;
+	size_t len = strlen(name);
+	uint32_t i;
+
+	if (!len || len >= RF_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len)
+		return perr(p, p->line, -EINVAL,
+			    "bad tier name '%s' (letters, digits, '_', '.', '-', at most %d)",
+			    name, RF_NAME_MAX - 1);
+	for (i = 0; i < rc->ntiers; i++)
+		if (!strcmp(rc->tiers[i].name, name))
+			return perr(p, p->line, -EINVAL, "duplicate tier '%s' (first at line %d)",
+				    name, rc->tiers[i].line);
+	rc->tiers = grow(rc->tiers, rc->ntiers, &p->tier_cap, sizeof *t);
+	t = &rc->tiers[rc->ntiers++];
+	memcpy(t->name, name, len + 1);
+	t->line = p->line;
+	p->base = t;
+	return apply_defaults(p, tier_keys, ARRAY_SIZE(tier_keys), t);
+}
+
+static int tier_end(struct parser *p)
+{
+	const struct rf_tier_conf *t = p->base;
+
+	return rate_end(p, &t->rate, t->burst);
+}
+
+/* "KEY = tiername": the tier is resolved once every [tier] is read. */
+static int api_key_entry(struct parser *p, const char *key, const char *val)
+{
+	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+	struct rf_api_key_conf *a;
+	size_t len = strlen(key);
+
+	if (len > RL_API_KEY_MAX || has_space_or_ctl(key))
+		return perr(p, p->line, -EINVAL, "API key '%.32s...' is longer than %d characters "
+			    "or holds spaces or control characters", key, RL_API_KEY_MAX);
+	if (!*val || strpbrk(val, " \t") || strlen(val) >= RF_NAME_MAX)
+		return perr(p, p->line, -EINVAL, "API key '%s' takes one tier name, not '%s'",
+			    key, val);
+	rc->api_keys = grow(rc->api_keys, rc->napi_keys, &p->apikey_cap, sizeof *a);
+	a = &rc->api_keys[rc->napi_keys++];
+	a->key = rf_xstrdup(key);
+	memcpy(a->tier_name, val, strlen(val) + 1);
+	a->line = p->line;
+	return 0;
+}
+
+static int cmp_api_key(const void *a, const void *b)
+{
+	const struct rf_api_key_conf *x = *(const struct rf_api_key_conf *const *)a;
+	const struct rf_api_key_conf *y = *(const struct rf_api_key_conf *const *)b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : x->line - y->line;
+}
+
+/* Whole-file checks: tiers and keys need [ratelimit], keys name real tiers
+ * and appear once (sorted, so a long key list stays cheap to check). */
+static int ratelimit_finish(struct parser *p)
+{
+	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+	struct rf_api_key_conf **sorted;
+	uint32_t i, j;
+	int rc_ = 0;
+
+	if (!rc->enabled && (rc->ntiers || rc->napi_keys))
+		return perr(p, rc->ntiers ? rc->tiers[0].line : p->first[SEC_API_KEYS], -EINVAL,
+			    "[%s] has no effect without a [ratelimit] section",
+			    rc->ntiers ? "tier" : "api_keys");
+	for (i = 0; i < rc->napi_keys; i++) {
+		for (j = 0; j < rc->ntiers && strcmp(rc->tiers[j].name, rc->api_keys[i].tier_name); j++)
+			;
+		if (j == rc->ntiers)
+			return perr(p, rc->api_keys[i].line, -EINVAL,
+				    "API key '%s' names unknown tier '%s'", rc->api_keys[i].key,
+				    rc->api_keys[i].tier_name);
+		rc->api_keys[i].tier = j;
+	}
+	if (rc->napi_keys < 2)
+		return 0;
+	sorted = rf_xcalloc(rc->napi_keys, sizeof *sorted);
+	for (i = 0; i < rc->napi_keys; i++)
+		sorted[i] = &rc->api_keys[i];
+	qsort(sorted, rc->napi_keys, sizeof *sorted, cmp_api_key);
+	for (i = 1; i < rc->napi_keys && !rc_; i++)
+		if (!strcmp(sorted[i - 1]->key, sorted[i]->key))
+			rc_ = perr(p, sorted[i]->line, -EINVAL, "duplicate API key '%s' (first at "
+				   "line %d)", sorted[i]->key, sorted[i - 1]->line);
+	free(sorted);
+	return rc_;
+}
+
+/* ---- [cache] ---- */
+
+#define CCF(f, T) OFF(struct rf_cache_conf, f, T)
+
+static const struct key_def cache_keys[] = {
+	{ .name = "memory", KT_SIZE64, CCF(memory, uint64_t), 1 << 20, 1ull << 40, "64m",
+	  "bytes the cache may hold, entries and index overhead included, split evenly "
+	  "between the workers' shards; at least 1m" },
+	{ .name = "max_object_size", KT_SIZE32, CCF(max_object_size, uint32_t), 1 << 10, 512 << 20,
+	  "1m", "largest response (head + body) or Redis value stored, 1k..512m" },
+	{ .name = "listen", KT_ADDRS, offsetof(struct rf_cache_conf, listen), 1, 1, "",
+	  "Redis protocol (RESP2 and inline commands) on host:port over the same store; "
+	  "empty = off", .aux = CCF(nlisten, uint32_t), .set = set_opt_addrs },
+	{ .name = "default_ttl", KT_MS, CCF(default_ttl_ms, uint32_t), 0, 30 * DAY_MS, "0",
+	  "lifetime given to cacheable responses that state none; 0 = store only responses "
+	  "with explicit freshness (s-maxage, max-age, Expires)" },
+	{ .name = "coalesce", KT_ENUM, CCF(coalesce, uint32_t), 0, 0, "on",
+	  "on: concurrent misses of one key wait for a single backend request",
+	  .names = off_on_names },
+	{ .name = "sweep_interval", KT_MS, CCF(sweep_interval_ms, uint32_t), 10, 3600000, "1s",
+	  "a background pass over each shard removes expired entries this often, 10ms..1h" },
+};
+
+_Static_assert(ARRAY_SIZE(cache_keys) <= 32, "parser.key_line is too small");
+
+static int cache_begin(struct parser *p, const char *arg)
+{
+	struct rf_cache_conf *cc = &p->cfg->cache;
+
+	p->base = cc;
+	cc->enabled = 1;
+	cc->line = p->line;
+	return apply_defaults(p, cache_keys, ARRAY_SIZE(cache_keys), cc);
+}
+
+static int cache_end(struct parser *p)
+{
+	const struct rf_cache_conf *cc = &p->cfg->cache;
+	const struct section_def *s = p->sec;
+	int line;
+
+	if (cc->max_object_size <= cc->memory / 4)
+		return 0;
+	line = p->key_line[find_key(s, "max_object_size") - s->keys];
+	if (!line)
+		line = p->key_line[find_key(s, "memory") - s->keys];
+	return perr(p, line ? line : p->sec_line, -EINVAL,
+		    "[cache] max_object_size (%u) must be at most a quarter of memory (%llu)",
+		    cc->max_object_size, ULL(cc->memory));
+}
+
 static const struct section_def sections[SEC_COUNT] = {
 	[SEC_SERVER] = { "server", 0, server_keys, ARRAY_SIZE(server_keys),
 		"listening sockets, workers, limits and logging",
@@ -786,6 +1121,20 @@ static const struct section_def sections[SEC_COUNT] = {
 	[SEC_ADMIN] = { "admin", 0, admin_keys, ARRAY_SIZE(admin_keys),
 		"the admin API: stats, metrics, dashboard and run-time changes",
 		admin_begin, NULL, admin_end },
+	[SEC_RATELIMIT] = { "ratelimit", 0, ratelimit_keys, ARRAY_SIZE(ratelimit_keys),
+		"admission control, on when the section is present: a token bucket per key, "
+		"bans, the line protocol",
+		ratelimit_begin, NULL, ratelimit_end },
+	[SEC_TIER] = { "tier", 1, tier_keys, ARRAY_SIZE(tier_keys),
+		"a named limit for API keys, one section per tier: [tier NAME]",
+		tier_begin, NULL, tier_end, .example = "free" },
+	[SEC_API_KEYS] = { "api_keys", 0, NULL, 0,
+		"API key = tier name (key = header:NAME); other keys get only the address limit",
+		NULL, api_key_entry, NULL, .example = "; demo-free-key = free\n" },
+	[SEC_CACHE] = { "cache", 0, cache_keys, ARRAY_SIZE(cache_keys),
+		"the response cache, on when the section is present: stores what HTTP allows "
+		"on every route; optional Redis-protocol port over the same store",
+		cache_begin, NULL, cache_end },
 };
 
 /* Required keys and cross-key checks run when a section is complete. */
@@ -998,6 +1347,8 @@ int config_parse(const char *name, const char *text, size_t len,
 		rc = end_section(&p);
 	if (!rc)
 		rc = finish(&p);
+	if (!rc)
+		rc = ratelimit_finish(&p);
 
 	for (i = 0; p.route_up && i < p.cfg->nroutes; i++)
 		free(p.route_up[i]);
@@ -1050,6 +1401,10 @@ void config_free(struct rf_config *cfg)
 	for (i = 0; i < cfg->nroutes; i++)
 		free(cfg->routes[i].prefix);
 	free(cfg->routes);
+	for (i = 0; i < cfg->ratelimit.napi_keys; i++)
+		free(cfg->ratelimit.api_keys[i].key);
+	free(cfg->ratelimit.api_keys);
+	free(cfg->ratelimit.tiers);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1062,10 +1417,10 @@ void config_dump_keys(FILE *out)
 
 	for (i = 0; i < SEC_COUNT; i++) {
 		s = &sections[i];
-		fprintf(out, "%s[%s%s]\n; %s\n", i ? "\n" : "", s->name,
-			s->named ? " app" : "", s->help);
+		fprintf(out, "%s[%s%s%s]\n; %s\n", i ? "\n" : "", s->name, s->named ? " " : "",
+			s->named ? (s->example ? s->example : "app") : "", s->help);
 		if (!s->keys)
-			fprintf(out, "; /api = app\n; / = app\n");
+			fprintf(out, "%s", s->example ? s->example : "; /api = app\n; / = app\n");
 		for (j = 0; j < s->nkeys; j++) {
 			k = &s->keys[j];
 			fprintf(out, "\n; %s\n", k->help);

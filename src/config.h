@@ -57,6 +57,15 @@ struct rf_upstream_conf {
 	uint32_t keepalive;              /* idle pooled connections per server per worker */
 	uint32_t connect_timeout_ms;
 	uint32_t response_timeout_ms;    /* backend silent this long -> 504 */
+	uint32_t slow_start_ms;          /* a returning server ramps up over this; 0 = at once */
+	uint32_t max_ejection_percent;   /* at most this share of servers ejected at once */
+	uint32_t eject_after;            /* consecutive passive failures; 0 = never eject */
+	uint32_t eject_time_ms;          /* first ejection; doubles per repeat, max 300 s */
+	uint32_t fail_on_5xx;            /* 0 off, 1 on: a 5xx counts as a failure */
+	uint32_t circuit_failures;       /* consecutive failures that open it; 0 = no breaker */
+	uint32_t circuit_open_time_ms;   /* open this long, then half-open */
+	uint32_t circuit_half_open_requests;  /* trial requests while half-open */
+	uint32_t retry_budget;           /* retries as percent of recent attempts; 0 = none */
 	int line;                        /* where the section starts, for errors */
 };
 
@@ -73,6 +82,75 @@ struct rf_admin_conf {
 	uint32_t nlisten;
 	char *token;                     /* owned; NULL = no bearer token */
 	uint64_t max_body;               /* largest admin request body */
+};
+
+/* A rate written "100/60s": <count> tokens per <period_ms>. */
+struct rf_rate {
+	uint32_t count;
+	uint32_t period_ms;
+};
+
+enum rf_rl_key {
+	RF_RL_KEY_IP = 0,                /* client address */
+	RF_RL_KEY_IP_PATH,               /* client address + request path */
+	RF_RL_KEY_HEADER,                /* header:NAME, e.g. an API key */
+};
+
+/* [tier NAME]: a named limit that API keys map to. The name comes first,
+ * as in rf_upstream_conf: error messages read it the same way. */
+struct rf_tier_conf {
+	char name[RF_NAME_MAX];
+	struct rf_rate rate;
+	uint32_t burst;                  /* 0 = rate.count */
+	int line;
+};
+
+/* One [api_keys] line: KEY = tiername. */
+struct rf_api_key_conf {
+	char *key;                       /* owned */
+	char tier_name[RF_NAME_MAX];
+	uint32_t tier;                   /* index into rf_ratelimit_conf.tiers */
+	int line;
+};
+
+/* [ratelimit]: present = enabled. rate/burst is the limit of each key; with
+ * key = header:NAME it is the per-address limit that applies in addition
+ * to the tier of a known API key. */
+struct rf_ratelimit_conf {
+	uint8_t enabled;                 /* the section is present */
+	struct rf_rate rate;
+	uint32_t burst;                  /* 0 = rate.count */
+	uint32_t key;                    /* enum rf_rl_key */
+	char key_header[RF_NAME_MAX];    /* NAME of key = header:NAME */
+	struct rf_addr listen[1];        /* line protocol; nlisten 0 = off */
+	uint32_t nlisten;
+	uint32_t max_keys;               /* bucket slots */
+	uint32_t table_full;             /* 0 = allow, 1 = deny */
+	uint32_t ban_after;              /* consecutive rejections; 0 = no bans */
+	uint32_t ban_time_ms;
+	uint32_t ban_multiplier;
+	uint32_t headers;                /* rate_limit_headers: 0 off, 1 on */
+	uint32_t require_key;            /* 0 off, 1 on: missing/unknown key -> 401 */
+	int line;
+
+	struct rf_tier_conf *tiers;      /* owned, [tier NAME] in file order */
+	uint32_t ntiers;
+	struct rf_api_key_conf *api_keys;    /* owned */
+	uint32_t napi_keys;
+};
+
+/* [cache]: present = the response cache is on, for every route (what HTTP
+ * allows), and the Redis-protocol port when listen is set. */
+struct rf_cache_conf {
+	uint8_t enabled;                 /* the section is present */
+	uint64_t memory;                 /* bytes for all shards, overhead included */
+	uint32_t max_object_size;        /* largest stored response / value */
+	struct rf_addr listen[1];        /* Redis protocol (RESP2 + inline); nlisten 0 = off */
+	uint32_t nlisten;
+	uint32_t default_ttl_ms;         /* lifetime of responses without one; 0 = never guess */
+	uint32_t coalesce;               /* 0 off, 1 on: concurrent misses of a key share a fetch */
+	uint32_t sweep_interval_ms;      /* a background expiry pass starts this often */
+	int line;
 };
 
 struct rf_config {
@@ -94,6 +172,8 @@ struct rf_config {
 	uint32_t log_level;              /* enum rf_log_level */
 	char *log_file;                  /* owned; NULL = stderr */
 	char *access_log;                /* owned; NULL = off */
+	char *user;                      /* owned; NULL = keep the identity started with */
+	char *group;                     /* owned; NULL = the user's primary group */
 
 	struct rf_admin_conf admin;
 
@@ -104,6 +184,12 @@ struct rf_config {
 	/* [route], sorted longest prefix first */
 	struct rf_route_conf *routes;        /* owned */
 	uint32_t nroutes;
+
+	/* [ratelimit], [tier NAME], [api_keys] */
+	struct rf_ratelimit_conf ratelimit;
+
+	/* [cache] */
+	struct rf_cache_conf cache;
 };
 
 /* Load and validate <path>. On success returns 0 and sets *out (free with

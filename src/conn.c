@@ -58,6 +58,7 @@ void conn_accept(struct worker *w, int fd, uint8_t kind)
 
 		if (inet_ntop(ss.ss_family, a, c->peer, sizeof(c->peer)))
 			c->peer_len = (uint32_t)strlen(c->peer);
+		c->client_hash = balance_hash_addr((const struct sockaddr *)&ss);
 	}
 	if (!c->peer_len) {
 		memcpy(c->peer, "unknown", 7);
@@ -74,10 +75,24 @@ void conn_accept(struct worker *w, int fd, uint8_t kind)
 	sock_arm_recv(&c->s);
 }
 
+/* The attempt on c->srv ended with <outcome> (enum bal_outcome): feed the
+ * balancer and the server's health exactly once. */
+void conn_attempt_done(struct conn *c, int outcome)
+{
+	uint64_t now = c->s.w->wheel.now;
+
+	if (!c->srv)
+		return;
+	balance_on_done(c->srv, (uint32_t)RF_MIN((now - c->attempt_ms) * 1000, UINT32_MAX),
+			outcome, now);
+	c->srv = NULL;
+}
+
 static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_ST_CLOSED)
 		return;
+	conn_attempt_done(c, BAL_ABORT);
 	if (c->link) {
 		struct link *l = c->link;
 
@@ -173,6 +188,7 @@ void conn_fail(struct conn *c, int status)
 
 	if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_LINGER)
 		return;
+	conn_attempt_done(c, BAL_ABORT);
 	if (c->link) {
 		struct link *l = c->link;
 
@@ -222,28 +238,34 @@ static int parse_request_cb(const char *buf, size_t len, size_t last, void *arg)
 }
 
 /* Pick a server and a link for the current request, trying further servers
- * while connecting fails at once. */
+ * while connecting fails at once, within max_retries and the upstream's
+ * retry budget. */
 static void conn_connect_backend(struct conn *c)
 {
 	struct worker *w = c->s.w;
 	struct upstream *up = c->up;
 
 	for (;;) {
+		struct pick_ctx ctx = { w->wheel.now, c->tried, c->client_hash };
 		struct server *srv;
 		struct link *l;
 		int ret;
 
-		if (c->attempts > up->conf->max_retries) {
+		if (c->attempts > up->conf->max_retries ||
+		    (c->attempts && !balance_retry_allowed(up, w->wheel.now))) {
 			conn_fail(c, 502);
 			return;
 		}
-		srv = balance_pick(up, &w->bal[up->index], c->tried, w->wheel.now);
+		srv = balance_choose(up, &w->bal[up->index], &ctx);
 		if (!srv) {
 			conn_fail(c, c->attempts ? 502 : 503);
 			return;
 		}
-		c->tried |= 1ULL << ((srv - up->servers) % 64);
+		c->tried |= 1ULL << (srv->index % 64);
 		c->attempts++;
+		balance_on_start(srv);
+		c->srv = srv;
+		c->attempt_ms = w->wheel.now;
 		ret = link_acquire(c, srv, &l);
 		if (ret == 0) {
 			if (l->state == LINK_ST_BUSY)
@@ -251,10 +273,11 @@ static void conn_connect_backend(struct conn *c)
 			return;
 		}
 		if (ret == -ENOMEM) {
+			conn_attempt_done(c, BAL_ABORT);
 			conn_fail(c, 503);
 			return;
 		}
-		server_report_failure(srv, w->wheel.now);
+		conn_attempt_done(c, BAL_CONNECT_FAIL);
 	}
 }
 

@@ -120,12 +120,16 @@ attach:
 	return 0;
 }
 
-/* Detach from the client after a failure before any response byte. */
+/* Detach from the client after a failure before any response byte. A
+ * pooled link dying under a request is the usual keep-alive race and says
+ * nothing about the server's health. */
 static void link_fail_early(struct link *l, int err)
 {
 	struct conn *c = l->c;
 	int reused = l->reused;
 
+	if (c)
+		conn_attempt_done(c, reused ? BAL_ABORT : BAL_RESET);
 	link_close(l);
 	if (c)
 		conn_backend_failed(c, err, reused);
@@ -141,11 +145,11 @@ void link_on_connect(struct link *l, int res)
 		rf_log_limited(&w->rl_accept, LOG_WARN,
 			       "msg=\"backend connect failed\" server=%s error=%d",
 			       l->srv->conf->addr.text, -res);
-		server_report_failure(l->srv, w->wheel.now);
+		if (l->c)
+			conn_attempt_done(l->c, BAL_CONNECT_FAIL);
 		link_fail_early(l, res);
 		return;
 	}
-	server_report_success(l->srv);
 	link_set_state(l, LINK_ST_BUSY);
 	l->reused = 0;
 	timer_cancel(&w->wheel, &l->s.timer);
@@ -163,6 +167,7 @@ static void link_finish(struct link *l)
 	struct conn *c = l->c;
 	const struct rf_upstream_conf *uc = c->up->conf;
 
+	conn_attempt_done(c, c->status >= 500 ? BAL_5XX : BAL_OK);
 	l->c = NULL;
 	timer_cancel(&w->wheel, &l->s.timer);
 	if (l->s.in.head || l->s.out.head || l->s.eof || c->req_body.kind != BODY_NONE)
@@ -214,6 +219,29 @@ static void link_frame_response(struct link *l, const struct http_resp *resp)
 		c->keepalive = 0;
 }
 
+/* A backend that answers 429 or 503 with Retry-After (delay-seconds) gets
+ * no new traffic before then. */
+static void link_honour_retry_after(struct link *l, const struct http_resp *resp)
+{
+	uint64_t now = l->s.w->wheel.now, secs = 0;
+	uint32_t i, j;
+
+	for (i = 0; i < resp->nhdrs; i++) {
+		const struct http_hdr *h = &resp->hdrs[i];
+
+		if (!rf_ieq(h->name, h->name_len, "retry-after"))
+			continue;
+		for (j = 0; j < h->value_len && j < 10; j++) {
+			if (h->value[j] < '0' || h->value[j] > '9')
+				return;
+			secs = secs * 10 + (uint64_t)(h->value[j] - '0');
+		}
+		if (j && secs)
+			health_hold(l->srv, now + secs * 1000, now);
+		return;
+	}
+}
+
 /* Parse the response head and queue the rewritten head to the client.
  * Returns 0 to go on, 1 to wait for more bytes, -1 when the link failed. */
 static int link_read_head(struct link *l)
@@ -234,6 +262,7 @@ static int link_read_head(struct link *l)
 	if (ret < 0) {
 		log_warn("msg=\"invalid backend response\" server=%s error=%d",
 			 l->srv->conf->addr.text, -ret);
+		conn_attempt_done(c, BAL_RESET);
 		link_close(l);
 		conn_fail(c, ret == -ENOMEM ? 503 : 502);
 		return -1;
@@ -265,6 +294,8 @@ static int link_read_head(struct link *l)
 		return 0;
 	}
 	link_frame_response(l, resp);
+	if (resp->status == 429 || resp->status == 503)
+		link_honour_retry_after(l, resp);
 	ck = chunk_get(w);
 	if (!ck) {
 		link_close(l);
@@ -357,6 +388,7 @@ void link_process(struct link *l)
 				/* Truncated: the client cannot be told but by a close. */
 				log_warn("msg=\"backend closed mid-response\" server=%s",
 					 l->srv->conf->addr.text);
+				conn_attempt_done(c, BAL_RESET);
 				link_close(l);
 				conn_abort(c);
 			}
@@ -420,13 +452,15 @@ static void link_on_timer(struct timer *t)
 	struct conn *c = l->c;
 
 	if (l->state == LINK_ST_CONNECTING) {
-		server_report_failure(l->srv, l->s.w->wheel.now);
+		if (c)
+			conn_attempt_done(c, BAL_CONNECT_FAIL);
 		link_fail_early(l, -ETIMEDOUT);
 		return;
 	}
 	if (l->state != LINK_ST_BUSY || !c)
 		return;
 	log_warn("msg=\"backend response timeout\" server=%s", l->srv->conf->addr.text);
+	conn_attempt_done(c, BAL_TIMEOUT);
 	link_close(l);
 	if (c->head_sent)
 		conn_abort(c);

@@ -16,19 +16,36 @@ static _Thread_local int log_worker = -1;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
+/* Open <path> and make it the file behind descriptor <fd>. Other threads
+ * keep writing to <fd> while this runs: dup2() swaps the open file under
+ * the same number atomically, so a write lands in the old file or the new
+ * one, never in a closed or reused descriptor (close + reopen would let a
+ * worker write into whatever the kernel handed out next). */
+static int reopen_onto(int fd, const char *path)
+{
+	int nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	int ret = 0;
+
+	if (nfd < 0)
+		return -errno;
+	if (dup3(nfd, fd, O_CLOEXEC) < 0)
+		ret = -errno;
+	close(nfd);
+	return ret;
+}
+
 int log_open(const char *path)
 {
-	int fd, old;
+	int fd;
 
 	if (!path)
 		return 0;
+	if (log_fd > 2)
+		return reopen_onto(log_fd, path);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	old = log_fd;
 	log_fd = fd;
-	if (old > 2)
-		close(old);
 	return 0;
 }
 
@@ -101,6 +118,13 @@ int access_log_open(const char *path)
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 
 	return fd < 0 ? -errno : fd;
+}
+
+int access_log_reopen(const char *path)
+{
+	if (rf_access_log_fd < 0 || !path)
+		return 0;
+	return reopen_onto(rf_access_log_fd, path);
 }
 
 void access_log_flush(struct access_log *al)

@@ -11,7 +11,8 @@ enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 extern int rf_log_level;
 
 /* Open <path> (append) as the log destination; NULL keeps stderr.
- * Returns 0 or -errno. Also used to reopen after rotation. */
+ * Returns 0 or -errno. Also used to reopen after rotation: the new file
+ * then takes the old one's descriptor number (see reopen_onto()). */
 int log_open(const char *path);
 
 /* Set the worker id printed on this thread's lines (-1 = main). */
@@ -48,6 +49,10 @@ struct access_log {
 extern int rf_access_log_fd;
 
 int access_log_open(const char *path);     /* returns fd or -errno */
+
+/* After rotation: open <path> again and put it behind rf_access_log_fd,
+ * keeping the descriptor number the workers copied. Returns 0 or -errno. */
+int access_log_reopen(const char *path);
 void access_log_append(struct access_log *al, const char *line, size_t len);
 void access_log_flush(struct access_log *al);
 

@@ -1,6 +1,7 @@
 /* main.c - command line, configuration, listening sockets, worker threads
  * and signals. The main thread only waits for signals; workers do all I/O. */
 #include <errno.h>
+#include <getopt.h>
 #include <liburing.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,9 @@
 #include "config.h"
 #include "listen.h"
 #include "log.h"
+#include "notify.h"
+#include "privdrop.h"
+#include "uring_probe.h"
 #include "worker.h"
 
 #define RF_VERSION "0.1.0"
@@ -21,26 +25,72 @@
 static void usage(FILE *out)
 {
 	fputs("usage: ringfront [-t] -c FILE\n"
-	      "       ringfront -v | -h\n"
-	      "  -c FILE  configuration file (INI)\n"
-	      "  -t       check the configuration and exit (0 = valid)\n"
-	      "  -v       print the version and io_uring support, then exit\n"
-	      "  -h       print this help\n", out);
+	      "       ringfront -k | -v | -h\n"
+	      "  -c, --config FILE  configuration file (INI)\n"
+	      "  -t, --test         check the configuration and exit (0 = valid)\n"
+	      "  -k, --keys         print every configuration key with its default, then exit\n"
+	      "  -v, --version      print the version and the io_uring features found, then exit\n"
+	      "  -h, --help         print this help\n"
+	      "signals: TERM, INT stop gracefully; HUP reload; USR1 reopen the log files\n"
+	      "exit status: 0 ok, 1 configuration or run-time error, 2 usage error\n", out);
 }
 
 static void print_version(void)
 {
-	struct io_uring_probe *probe = io_uring_get_probe();
+	printf("ringfront %s\nliburing %s (built against)\n", RF_VERSION, RF_LIBURING_VERSION);
+	fflush(stdout);
+	uring_probe_print(stdout);
+}
 
-	printf("ringfront %s\nliburing %s\n", RF_VERSION, RF_LIBURING_VERSION);
-	if (!probe) {
-		printf("io_uring: not available on this kernel\n");
-		return;
+/* SIGUSR1, from logrotate's postrotate: the files were renamed, so open
+ * them again by name. This runs with the identity left after the privilege
+ * drop: that user must be able to create them (logrotate's `create`). */
+static void reopen_logs(const struct rf_config *cfg)
+{
+	int ret;
+
+	if (cfg->log_file && (ret = log_open(cfg->log_file)) < 0)
+		log_error("msg=\"cannot reopen log file\" path=%s error=\"%s\"",
+			  cfg->log_file, strerror(-ret));
+	if (cfg->access_log && (ret = access_log_reopen(cfg->access_log)) < 0)
+		log_error("msg=\"cannot reopen access log\" path=%s error=\"%s\"",
+			  cfg->access_log, strerror(-ret));
+	log_info("msg=\"log files reopened\"");
+}
+
+static void notify_ready(const struct rf_config *cfg, uint32_t nworkers)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving %s with %u workers",
+		 cfg->listen[0].text, nworkers);
+	notify_send(msg);
+}
+
+/* Called once the listeners are bound (ports below 1024 need root or
+ * CAP_NET_BIND_SERVICE) and before any worker creates its ring, so that
+ * nothing runs as root that does not have to. */
+static int drop_privileges(const struct privdrop *pd)
+{
+	char err[256];
+	int ret;
+
+	if (!pd->change)
+		return 0;
+	if (privdrop_apply(pd, err, sizeof(err)) < 0) {
+		log_error("msg=\"cannot drop privileges\" error=\"%s\"", err);
+		return -1;
 	}
-	printf("io_uring: available (multishot accept %s, send_zc %s)\n",
-	       io_uring_opcode_supported(probe, IORING_OP_ACCEPT) ? "yes" : "no",
-	       io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) ? "yes" : "no");
-	io_uring_free_probe(probe);
+	log_info("msg=\"privileges dropped\" uid=%u gid=%u", (unsigned)getuid(),
+		 (unsigned)getgid());
+	ret = uring_probe_usable();
+	if (ret < 0) {
+		log_error("msg=\"io_uring is not usable after dropping privileges\" uid=%u "
+			  "error=\"%s\" hint=\"see sysctl kernel.io_uring_disabled and kernel.io_uring_group\"",
+			  (unsigned)getuid(), strerror(-ret));
+		return -1;
+	}
+	return 0;
 }
 
 static uint32_t worker_count(const struct rf_config *cfg)
@@ -70,7 +120,7 @@ static void raise_fd_limit(const struct rf_config *cfg)
 			 (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
-static int run(struct runtime *rt)
+static int run(struct runtime *rt, const struct privdrop *pd)
 {
 	const struct rf_config *cfg = rt->cfg;
 	uint32_t nworkers = worker_count(cfg), i, j, started = 0;
@@ -86,6 +136,11 @@ static int run(struct runtime *rt)
 		log_error("msg=\"out of memory at start-up\"");
 		return 1;
 	}
+	/* Workers look at each other (admin views, check assignment) while
+	 * later ones still start: every slot is valid, zeroed memory. */
+	memset(workers, 0, sizeof(*workers) * nworkers);
+	rf_workers = workers;
+	rf_nworkers = nworkers;
 	for (i = 0; i < nworkers; i++) {
 		for (j = 0; j < neps; j++) {
 			int fd = endpoint_open(&eps[j], 4096);
@@ -99,6 +154,8 @@ static int run(struct runtime *rt)
 			fds[i * neps + j] = fd;
 		}
 	}
+	if (drop_privileges(pd) < 0)
+		return 1;
 	/* Workers inherit this mask: only the main thread takes signals. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -112,23 +169,34 @@ static int run(struct runtime *rt)
 			break;
 		started++;
 	}
-	rf_workers = workers;
-	rf_nworkers = started;
 	if (started == nworkers) {
 		log_info("msg=\"ringfront started\" version=%s workers=%u listen=%s config=%s",
 			 RF_VERSION, nworkers, cfg->listen[0].text, cfg->path);
+		notify_ready(cfg, nworkers);
 		for (;;) {
 			if (sigwait(&set, &sig) != 0)
 				continue;
 			if (sig == SIGINT || sig == SIGTERM)
 				break;
-			if (sig == SIGUSR1 && log_open(cfg->log_file) < 0)
-				log_error("msg=\"cannot reopen log file\" path=%s", cfg->log_file);
-			if (sig == SIGHUP)
+			if (sig == SIGUSR1)
+				reopen_logs(cfg);
+			if (sig == SIGHUP) {
+				/* RELOADING=1 then READY=1: `systemctl reload`
+				 * waits for the second one. */
+				notify_reloading();
 				log_warn("msg=\"reload is not supported yet; restart to apply changes\"");
+				notify_ready(cfg, nworkers);
+			}
 		}
+		notify_send("STOPPING=1\nSTATUS=stopping");
 		log_info("msg=\"stopping\" signal=%d shutdown_timeout_ms=%u", sig,
 			 cfg->shutdown_timeout_ms);
+	} else {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "STATUS=worker %u failed to start\nERRNO=%d",
+			 started, -ret);
+		notify_send(msg);
 	}
 	atomic_store(&rf_stop_requested, 1);
 	for (i = 0; i < started; i++)
@@ -153,8 +221,17 @@ int main(int argc, char **argv)
 	struct runtime rt;
 	char err[512];
 	int opt, check = 0, ret, afd = -1;
+	struct privdrop pd;
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "keys", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 
-	while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tkvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -162,6 +239,9 @@ int main(int argc, char **argv)
 		case 't':
 			check = 1;
 			break;
+		case 'k':
+			config_dump_keys(stdout);
+			return 0;
 		case 'v':
 			print_version();
 			return 0;
@@ -173,6 +253,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc) {
+		fprintf(stderr, "ringfront: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
 	if (!path) {
 		usage(stderr);
 		return 2;
@@ -181,7 +266,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	/* Unknown names are configuration errors; not being root is one only
+	 * when it is time to switch. */
+	ret = privdrop_prepare(cfg->user, cfg->group, &pd, err, sizeof(err));
+	if (ret < 0 && (ret != -EPERM || !check)) {
+		fprintf(stderr, "%s: %s\n", path, err);
+		config_free(cfg);
+		return 1;
+	}
 	if (check) {
+		if (ret < 0)
+			fprintf(stderr, "%s: note: %s\n", path, err);
 		printf("%s: configuration ok\n", path);
 		config_free(cfg);
 		return 0;
@@ -204,12 +299,15 @@ int main(int argc, char **argv)
 		}
 	}
 	raise_fd_limit(cfg);
+	ret = notify_init();
+	if (ret < 0)
+		log_warn("msg=\"cannot use NOTIFY_SOCKET\" error=\"%s\"", strerror(-ret));
 	if (runtime_init(&rt, cfg) < 0) {
 		fprintf(stderr, "ringfront: out of memory\n");
 		return 1;
 	}
 	rf_access_log_fd = afd;
-	ret = run(&rt);
+	ret = run(&rt, &pd);
 	runtime_free(&rt);
 	if (afd >= 0)
 		close(afd);

@@ -1,28 +1,32 @@
-/* upstream.c - run-time upstreams, longest-prefix routing and round-robin
- * selection with passive health (see upstream.h). */
+/* upstream.c - run-time upstreams and longest-prefix routing (see
+ * upstream.h), plus the thin wrappers that keep the pre-balance.h call
+ * sites working. */
 #include <errno.h>
+#include <time.h>
+#include "balance.h"
 #include "common.h"
+#include "health.h"
 #include "log.h"
 #include "upstream.h"
-
-/* Back-off after a failure: 1 s doubling per consecutive failure, capped. */
-#define DOWN_BASE_MS 1000
-#define DOWN_MAX_MS  30000
 
 int runtime_init(struct runtime *rt, struct rf_config *cfg)
 {
 	uint32_t i, j, n = 0;
+	size_t bytes;
 
 	memset(rt, 0, sizeof(*rt));
 	rt->cfg = cfg;
 	for (i = 0; i < cfg->nupstreams; i++)
 		n += cfg->upstreams[i].nservers;
 	rt->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*rt->ups));
-	rt->servers = calloc(n ? n : 1, sizeof(*rt->servers));
+	/* servers are cache-line aligned (see struct server): calloc is not */
+	bytes = (n ? n : 1) * sizeof(*rt->servers);
+	rt->servers = aligned_alloc(_Alignof(struct server), bytes);
 	if (!rt->ups || !rt->servers) {
 		runtime_free(rt);
 		return -ENOMEM;
 	}
+	memset(rt->servers, 0, bytes);
 	rt->nservers = n;
 	n = 0;
 	for (i = 0; i < cfg->nupstreams; i++) {
@@ -32,13 +36,27 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 		up->index = i;
 		up->servers = &rt->servers[n];
 		up->nservers = up->conf->nservers;
+		atomic_init(&up->balance, up->conf->balance);
+		atomic_init(&up->nejected, 0);
+		atomic_init(&up->retry_win, 0);
 		for (j = 0; j < up->nservers; j++) {
 			struct server *s = &up->servers[j];
 
 			s->conf = &up->conf->servers[j];
+			s->up = up;
 			s->id = n + j;
-			s->weight = s->conf->weight ? s->conf->weight : 1;
+			s->index = j;
+			/* by address, not position: ip_hash clients stay put when the
+			 * list is reordered or the process restarts */
+			s->seed = balance_hash_bytes(s->conf->addr.text, strlen(s->conf->addr.text));
+			atomic_init(&s->weight, s->conf->weight ? s->conf->weight : 1);
+			atomic_init(&s->active, 0);
+			atomic_init(&s->lat, 0);
+			atomic_init(&s->win, 0);
+			health_init(s);
 		}
+		atomic_init(&up->uneven, 0);
+		balance_weights_changed(up);
 		n += up->nservers;
 	}
 	return 0;
@@ -70,56 +88,26 @@ struct upstream *route_lookup(const struct runtime *rt, const char *path,
 	return NULL;
 }
 
-static int server_available(struct server *s, uint64_t now_ms)
-{
-	return atomic_load_explicit(&s->down_until, memory_order_relaxed) <= now_ms;
-}
+/* ---- compatibility wrappers (see upstream.h) ---- */
 
 struct server *balance_pick(struct upstream *up, struct balance_state *bs,
 			    uint64_t tried, uint64_t now_ms)
 {
-	struct server *fallback = NULL;
-	uint32_t i, n = up->nservers;
+	struct pick_ctx ctx = { .now_ms = now_ms, .tried = tried };
 
-	for (i = 0; i < n; i++) {
-		uint32_t idx = (bs->rr + i) % n;
-		struct server *s = &up->servers[idx];
-
-		if (tried & (1ULL << (idx % 64)))
-			continue;
-		if (server_available(s, now_ms)) {
-			bs->rr = idx + 1;
-			return s;
-		}
-		if (!fallback)
-			fallback = s;
-	}
-	if (fallback)
-		bs->rr = (uint32_t)(fallback - up->servers) + 1;
-	return fallback;
+	return balance_choose(up, bs, &ctx);
 }
 
 void server_report_failure(struct server *s, uint64_t now_ms)
 {
-	uint32_t fails = atomic_fetch_add(&s->fails, 1) + 1;
-	uint64_t delay = DOWN_BASE_MS;
-
-	while (--fails && delay < DOWN_MAX_MS)
-		delay *= 2;
-	if (delay > DOWN_MAX_MS)
-		delay = DOWN_MAX_MS;
-	atomic_store(&s->down_until, now_ms + delay);
-	if (delay == DOWN_BASE_MS)
-		log_warn("msg=\"server marked down\" server=%s backoff_ms=%llu",
-			 s->conf->addr.text, (unsigned long long)delay);
+	health_passive(s, BAL_CONNECT_FAIL, now_ms);
 }
 
 void server_report_success(struct server *s)
 {
-	/* Plain loads first: a healthy server costs no atomic write. */
-	if (atomic_load_explicit(&s->fails, memory_order_relaxed)) {
-		atomic_store(&s->fails, 0);
-		atomic_store(&s->down_until, 0);
-		log_info("msg=\"server back up\" server=%s", s->conf->addr.text);
-	}
+	struct timespec ts;
+
+	/* the old signature has no clock; the same one as the timer wheel's */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	health_passive(s, BAL_OK, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }

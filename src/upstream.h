@@ -1,7 +1,7 @@
 /* upstream.h - the run-time view of upstreams and routes: servers with their
- * shared health word, longest-prefix routing, and server selection. Built
- * once from the config and shared read-only by all workers; only the health
- * words change, through atomics. */
+ * shared health words and load counters, longest-prefix routing. Built once
+ * from the config and shared by all workers; only the atomics change at run
+ * time. Selection lives in balance.h, the health state machine in health.h. */
 #ifndef RF_UPSTREAM_H
 #define RF_UPSTREAM_H
 
@@ -9,15 +9,31 @@
 #include <stdint.h>
 #include "config.h"
 
+struct upstream;
+
+/* One backend. Every worker reads and writes the atomics below, so each
+ * server sits on its own cache lines: a busy server's counters never slow
+ * down a neighbour's. */
 struct server {
 	const struct rf_server_conf *conf;
+	struct upstream *up;            /* the upstream it belongs to */
 	uint32_t id;                    /* index over all upstreams' servers */
-	uint32_t weight;
-	/* Passive health: the monotonic ms before which the server is skipped
-	 * after a connect failure (0 = available). One atomic word, written by
-	 * whichever worker saw the failure. */
-	_Atomic uint64_t down_until;
-	_Atomic uint32_t fails;         /* consecutive failures */
+	uint32_t index;                 /* index within its upstream (bit in pick_ctx.tried) */
+	uint64_t seed;                  /* hash of the address: ip_hash stays put across restarts */
+	_Atomic uint32_t weight;        /* configured weight, changeable at run time */
+
+	/* Health (health.c): two CAS-updated words, see health.h for the layout.
+	 * hw: up/down/ejected, drain, streaks, ejection level, deadline.
+	 * cb: circuit breaker state, failures, trials, deadline. */
+	_Alignas(64) _Atomic uint64_t hw;
+	_Atomic uint64_t cb;
+	_Atomic uint64_t hold_until;    /* Retry-After: no traffic before this monotonic ms */
+	_Atomic uint64_t since_ms;      /* came back at this ms: slow start ramps from here */
+
+	/* Load (balance.c), updated around every request by the worker running it. */
+	_Atomic uint32_t active;        /* requests in flight, all workers */
+	_Atomic uint64_t lat;           /* EWMA response time in us << 32 | last sample ms */
+	_Atomic uint64_t win;           /* recent outcome window, see balance.c */
 };
 
 struct upstream {
@@ -25,12 +41,16 @@ struct upstream {
 	struct server *servers;         /* owned by the runtime */
 	uint32_t nservers;
 	uint32_t index;
+	_Atomic uint32_t balance;       /* enum rf_balance; the admin API may change it */
+	_Atomic uint32_t uneven;        /* servers' weights differ: round_robin weighs them */
+	_Atomic uint32_t nejected;      /* servers in HEALTH_EJECTED, for max_ejection_percent */
+	_Atomic uint64_t retry_win;     /* retry budget window, see balance.c */
 };
 
 struct runtime {
 	struct rf_config *cfg;          /* owned */
 	struct upstream *ups;           /* owned, cfg->nupstreams entries */
-	struct server *servers;         /* owned, all servers */
+	struct server *servers;         /* owned (aligned_alloc), all servers */
 	uint32_t nservers;
 };
 
@@ -43,20 +63,25 @@ void runtime_free(struct runtime *rt);
 struct upstream *route_lookup(const struct runtime *rt, const char *path,
 			      uint32_t len);
 
-/* Per-worker selection state for one upstream. */
+/* Per-worker selection state for one upstream: never shared, so it needs no
+ * atomics. A zeroed struct is valid (worker.c callocs an array of them);
+ * balance_state_init() sizes the smooth-WRR array up front, otherwise the
+ * first weighted pick allocates it. Free with balance_state_free(). */
 struct balance_state {
-	uint32_t rr;                    /* round-robin cursor */
+	uint32_t rr;                    /* round-robin cursor, also rotates ties */
+	uint32_t ncw;
+	int64_t *cw;                    /* owned: smooth WRR current weights, ncw entries */
+	uint64_t rng;                   /* xorshift64* state, 0 = not seeded yet */
 };
 
-/* Choose a server of <up> that is available at <now_ms> and whose bit is
- * not set in <tried> (servers already tried for this request). Falls back
- * to a server marked down when every untried one is down, so a recovered
- * server is found without waiting for its back-off. Returns the server or
- * NULL when every server was tried. */
+/* Compatibility wrappers for the pre-balance.h call sites; new code uses
+ * balance_choose() with balance_on_start()/balance_on_done().
+ * balance_pick: a server of <up> not in <tried> that may take traffic at
+ * <now_ms>, or NULL when none may (the caller answers 503). */
 struct server *balance_pick(struct upstream *up, struct balance_state *bs,
 			    uint64_t tried, uint64_t now_ms);
 
-/* Passive health reports from real traffic. */
+/* Passive health reports from real traffic (see health_passive()). */
 void server_report_failure(struct server *s, uint64_t now_ms);
 void server_report_success(struct server *s);
 

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "common.h"
+#include "healthcheck.h"
 #include "worker.h"
 
 #define RING_ENTRIES 1024
@@ -207,6 +208,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_ACCEPT:
 		on_accept(obj, cqe);
 		return;
+	case OP_HCHECK:
+		hcheck_on_cqe(obj, cqe);
+		return;
 	case OP_WAKE:
 		w->wake_armed = 0;
 		if (!atomic_load(&rf_stop_requested))
@@ -269,6 +273,7 @@ static void worker_begin_stop(struct worker *w)
 	}
 	conn_shutdown_idle(w);
 	link_close_idle(w);
+	hcheck_stop(w);
 	timer_set(&w->wheel, &w->stop_timer, w->cfg->shutdown_timeout_ms);
 }
 
@@ -310,7 +315,7 @@ static void worker_loop(struct worker *w)
 			access_log_flush(w->alog);
 			last_flush = w->wheel.now;
 		}
-		if (w->stopping && !w->nconns && !w->nlinks)
+		if (w->stopping && !w->nconns && !w->nlinks && !hcheck_inflight(w))
 			break;
 	}
 	if (w->alog)
@@ -366,7 +371,8 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 	    (rf_access_log_fd >= 0 && !w->alog))
 		return -ENOMEM;
 	for (i = 0; i < cfg->nupstreams; i++)
-		w->bal[i].rr = (uint32_t)w->id;         /* spread workers' first picks */
+		if (balance_state_init(&w->bal[i], &w->rt->ups[i], (uint32_t)w->id) < 0)
+			return -ENOMEM;
 	w->reqid_seed = timer_clock_ms() * 0x100000001b3ULL ^ (uint64_t)getpid() << 20 ^
 			(uint64_t)w->id << 56;
 	timer_init(&w->accept_timer, accept_backoff_timer);
@@ -379,11 +385,13 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 		listener_arm(&w->listeners[i]);
 	}
 	wake_arm(w);
-	return 0;
+	return hcheck_init(w, rf_nworkers);
 }
 
 static void worker_destroy(struct worker *w)
 {
+	uint32_t i;
+
 	if (w->ring_ready) {
 		bufring_destroy(&w->bufs, &w->ring);
 		io_uring_queue_exit(&w->ring);
@@ -395,9 +403,12 @@ static void worker_destroy(struct worker *w)
 	rf_free(&w->req);
 	rf_free(&w->resp);
 	rf_free(&w->pools);
+	for (i = 0; w->bal && i < w->cfg->nupstreams; i++)
+		balance_state_free(&w->bal[i]);
 	rf_free(&w->bal);
 	rf_free(&w->listeners);
 	rf_free(&w->alog);
+	hcheck_free(w);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 }

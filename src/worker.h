@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include "balance.h"
 #include "bufring.h"
 #include "http_parse.h"
 #include "listen.h"
@@ -28,6 +29,7 @@ enum op {
 	OP_SEND,                /* sendmsg on a sock */
 	OP_CONNECT,             /* connect on a backend link */
 	OP_CLOSE,               /* close of a sock's fd */
+	OP_HCHECK,              /* any step of an active health check */
 };
 #define OP_MASK 0xfULL
 
@@ -165,6 +167,9 @@ struct conn {
 	struct body req_body;           /* request body still to forward */
 	struct link *link;              /* backend carrying the current request */
 	struct upstream *up;
+	struct server *srv;             /* server of the attempt in progress, or NULL */
+	uint64_t attempt_ms;            /* when that attempt started */
+	uint64_t client_hash;           /* of the client address, for ip_hash */
 	struct chunk *bhead;            /* backend request head, kept for a retry */
 	uint32_t bhead_len;
 	uint64_t tried;                 /* servers tried, by index bit */
@@ -263,6 +268,9 @@ struct worker {
 	uint64_t accept_backoff_until;
 	struct timer accept_timer;      /* re-arms accept after EMFILE back-off */
 	struct timer stop_timer;        /* shutdown_timeout during a graceful stop */
+	struct hcheck *hchecks;         /* owned: the health checks this worker runs */
+	uint32_t nhchecks;
+	uint32_t hc_running;
 	uint8_t ring_ready;
 } __attribute__((aligned(64)));   /* user_data keeps an op code in the low bits */
 
@@ -323,6 +331,7 @@ void conn_abort(struct conn *c);
 void conn_response_done(struct conn *c);
 void conn_backend_ready(struct conn *c);
 void conn_backend_failed(struct conn *c, int err, int reused);
+void conn_attempt_done(struct conn *c, int outcome);
 void conn_shutdown_idle(struct worker *w);
 void conn_close_all(struct worker *w);
 
