@@ -59,6 +59,7 @@ void conn_accept(struct worker *w, int fd, uint8_t kind)
 		if (inet_ntop(ss.ss_family, a, c->peer, sizeof(c->peer)))
 			c->peer_len = (uint32_t)strlen(c->peer);
 		c->client_hash = balance_hash_addr((const struct sockaddr *)&ss);
+		memcpy(&c->peer_addr, &ss, RF_MIN(sizeof(c->peer_addr), (size_t)sl));
 	}
 	if (!c->peer_len) {
 		memcpy(c->peer, "unknown", 7);
@@ -69,9 +70,15 @@ void conn_accept(struct worker *w, int fd, uint8_t kind)
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
-	conn_set_state(c, CONN_ST_NEW);
 	c->keepalive = 1;
-	timer_set(&w->wheel, &c->s.timer, w->cfg->header_timeout_ms);
+	if (kind == LISTEN_RL_LINE) {
+		/* no HTTP: an idle line-protocol client gets the keep-alive time */
+		conn_set_state(c, CONN_ST_STREAM);
+		timer_set(&w->wheel, &c->s.timer, w->cfg->keepalive_timeout_ms);
+	} else {
+		conn_set_state(c, CONN_ST_NEW);
+		timer_set(&w->wheel, &c->s.timer, w->cfg->header_timeout_ms);
+	}
 	sock_arm_recv(&c->s);
 }
 
@@ -113,6 +120,7 @@ void conn_on_closed(struct conn *c)
 	segq_clear(w, &c->s.out);
 	headacc_reset(w, &c->acc);
 	admin_release(c);
+	rf_free(&c->proto);
 	if (c->bhead)
 		chunk_put(w, c->bhead);
 	if (c->s.rd_starved) {
@@ -281,6 +289,96 @@ static void conn_connect_backend(struct conn *c)
 	}
 }
 
+/* Rate limiting, block list and API keys: a rejected request is answered
+ * from this worker with one prebuilt response and never reaches a backend.
+ * Returns 1 when the request was answered, 0 to forward it. */
+static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_len)
+{
+	struct worker *w = c->s.w;
+	struct rl_request rq;
+	struct rl_result res;
+	char extra[96];
+	struct chunk *ck;
+	int n, keep;
+
+	rl_request_from_http(&rq, &w->rt->rl, NULL, req, &c->peer_addr.sa);
+	rl_admit(&w->rt->rl, (unsigned)w->id, NULL, &rq, w->now_us, &res);
+	c->rl_headers = res.headers;
+	c->rlv = res.v;
+	if (!res.status)
+		return 0;
+	headacc_finish(w, &c->acc, &c->s.in, head_len);
+	/* The body of a rejected request is not read: keep-alive only
+	 * without one. */
+	keep = c->keepalive && c->req_body.kind == BODY_NONE;
+	n = snprintf(extra, sizeof(extra), "X-Request-Id: %.*s\r\n",
+		     (int)c->reqid_len, c->reqid);
+	ck = chunk_get(w);
+	if (ck)
+		n = rl_format_response(res.status, &res.v, res.headers, keep, extra,
+				       (size_t)n, ck->data, ck->cap);
+	if (!ck || n < 0 || segq_push(w, &c->s.out, ck->data, (uint32_t)n, -1, ck) < 0) {
+		if (ck && n < 0)
+			chunk_put(w, ck);
+		conn_close(c);
+		return 1;
+	}
+	c->status = res.status;
+	c->head_sent = 1;
+	c->keepalive = (uint8_t)keep;
+	if (!keep) {
+		c->resp_done = 1;
+		conn_log_access(c);
+		conn_linger(c);
+		return 1;
+	}
+	conn_response_done(c);
+	return 1;
+}
+
+/* A line-protocol connection: answer every complete line, in order, with
+ * the replies of one feed going out in one send. */
+static void conn_process_stream(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	struct rl_line_ctx ctx = { &w->rt->rl, (unsigned)w->id, w->now_us };
+	struct rl_line *ls = c->proto;
+
+	if (!ls && c->s.in.head) {
+		ls = c->proto = calloc(1, sizeof(*ls));
+		if (!ls) {
+			conn_close(c);
+			return;
+		}
+	}
+	timer_set(&w->wheel, &c->s.timer, cfg_of(c)->keepalive_timeout_ms);
+	while (c->s.in.head && c->s.out.bytes < OUT_HIGH && !ls->closing) {
+		struct seg *sg = c->s.in.head;
+		struct chunk *ck = chunk_get(w);
+		size_t olen = 0, used;
+
+		if (!ck) {
+			conn_close(c);
+			return;
+		}
+		used = rl_line_feed(ls, sg->p, sg->len, ck->data, ck->cap, &olen,
+				    rl_line_check, &ctx);
+		segq_consume(w, &c->s.in, (uint32_t)used);
+		if (!olen)
+			chunk_put(w, ck);
+		else if (segq_push(w, &c->s.out, ck->data, (uint32_t)olen, -1, ck) < 0)
+			break;
+		if (!used && !olen)
+			break;
+	}
+	if ((ls && ls->closing) || c->s.eof) {
+		c->keepalive = 0;
+		conn_linger(c);
+		return;
+	}
+	sock_flush(&c->s);
+}
+
 static void conn_request_id(struct conn *c, const struct http_req *req)
 {
 	struct worker *w = c->s.w;
@@ -354,6 +452,8 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		conn_fail(c, 404);
 		return 1;
 	}
+	if (w->rt->rl.enabled && conn_admit(c, req, head_len))
+		return 1;
 	ck = chunk_get(w);
 	if (!ck) {
 		headacc_finish(w, &c->acc, &c->s.in, head_len);
@@ -485,6 +585,9 @@ void conn_process(struct conn *c)
 		if (c->s.eof && c->state != CONN_ST_CLOSED)
 			conn_client_eof(c);
 		break;
+	case CONN_ST_STREAM:
+		conn_process_stream(c);
+		break;
 	case CONN_ST_LINGER:
 		segq_clear(w, &c->s.in);
 		if (c->s.eof && !c->s.sending)
@@ -542,6 +645,7 @@ static void conn_request_finished(struct conn *c)
 	c->attempts = 0;
 	c->fresh_retry = 0;
 	c->interim = 0;
+	c->rl_headers = 0;
 	c->tried = 0;
 	c->status = 0;
 	c->resp_bytes = 0;
@@ -582,6 +686,10 @@ void conn_on_sent(struct conn *c, int err)
 	}
 	if (c->link && c->link->state == LINK_ST_BUSY) {
 		link_process(c->link);
+		return;
+	}
+	if (c->state == CONN_ST_STREAM) {
+		conn_process(c);
 		return;
 	}
 	if (c->resp_done)
@@ -651,6 +759,7 @@ static void conn_on_timer(struct timer *t)
 		break;
 	case CONN_ST_NEW:
 	case CONN_ST_IDLE:
+	case CONN_ST_STREAM:
 	case CONN_ST_LINGER:
 		conn_close(c);
 		break;

@@ -231,6 +231,8 @@ int rewrite_response(char *buf, uint32_t cap, const struct http_resp *resp,
 		}
 		put_field(&o, h);
 	}
+	if (ri->extra_len)
+		put(&o, ri->extra, ri->extra_len);
 	if (!have_reqid && ri->reqid_len) {
 		PUT_LIT(&o, "X-Request-Id: ");
 		put(&o, ri->reqid, ri->reqid_len);

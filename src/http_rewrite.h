@@ -29,6 +29,8 @@ struct resp_info {
 	uint8_t keepalive;      /* client connection stays open */
 	uint8_t dechunk;        /* body is decoded: drop Transfer-Encoding */
 	uint8_t tunnel;         /* 101 Switching Protocols */
+	const char *extra;      /* complete header lines to add (RateLimit-*), or NULL */
+	uint32_t extra_len;
 };
 
 /* Write the client response head into <out>. Returns its length or -ENOSPC. */

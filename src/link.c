@@ -251,6 +251,7 @@ static int link_read_head(struct link *l)
 	const struct http_resp *resp = w->resp;
 	struct resp_info ri;
 	struct chunk *ck;
+	char rlh[192];
 	const char *head;
 	uint32_t len, extra = 0;
 	int ret;
@@ -280,7 +281,7 @@ static int link_read_head(struct link *l)
 			conn_fail(c, 502);
 			return -1;
 		}
-		ri = (struct resp_info){ .client_minor = 1, .keepalive = 1 };
+		ri = (struct resp_info){ .client_minor = 1, .keepalive = 1, .extra = NULL };
 		ck = chunk_get(w);
 		if (ck && c->client_minor &&
 		    (ret = rewrite_response(ck->data, ck->cap, resp, &ri)) > 0) {
@@ -308,6 +309,13 @@ static int link_read_head(struct link *l)
 	ri.keepalive = c->keepalive;
 	ri.dechunk = l->body.kind == BODY_DECHUNK;
 	ri.tunnel = l->body.kind == BODY_TUNNEL;
+	ri.extra = rlh;
+	ri.extra_len = 0;
+	if (c->rl_headers) {
+		int n = rl_format_headers(&c->rlv, rlh, sizeof(rlh));
+
+		ri.extra_len = n > 0 ? (uint32_t)n : 0;
+	}
 	ret = rewrite_response(ck->data, ck->cap, resp, &ri);
 	if (ret < 0) {
 		chunk_put(w, ck);

@@ -15,6 +15,8 @@ unsigned endpoints_collect(const struct rf_config *cfg, struct endpoint *out)
 		out[n++] = (struct endpoint){ &cfg->listen[i], LISTEN_PROXY };
 	if (cfg->admin.enabled)
 		out[n++] = (struct endpoint){ &cfg->admin.listen[0], LISTEN_ADMIN };
+	if (cfg->ratelimit.enabled && cfg->ratelimit.nlisten)
+		out[n++] = (struct endpoint){ &cfg->ratelimit.listen[0], LISTEN_RL_LINE };
 	return n;
 }
 
@@ -42,7 +44,7 @@ int endpoint_open(const struct endpoint *ep, int backlog)
 
 const char *listen_kind_name(unsigned kind)
 {
-	static const char *const names[LISTEN_KINDS] = { "proxy", "admin" };
+	static const char *const names[LISTEN_KINDS] = { "proxy", "admin", "ratelimit" };
 
 	return kind < LISTEN_KINDS ? names[kind] : "?";
 }

@@ -141,6 +141,12 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	memset(workers, 0, sizeof(*workers) * nworkers);
 	rf_workers = workers;
 	rf_nworkers = nworkers;
+	/* one bucket shard per worker */
+	ret = rl_init(&rt->rl, cfg, nworkers, rl_now_us());
+	if (ret < 0) {
+		log_error("msg=\"rate limiter set-up failed\" error=\"%s\"", strerror(-ret));
+		return 1;
+	}
 	for (i = 0; i < nworkers; i++) {
 		for (j = 0; j < neps; j++) {
 			int fd = endpoint_open(&eps[j], 4096);
@@ -308,6 +314,7 @@ int main(int argc, char **argv)
 	}
 	rf_access_log_fd = afd;
 	ret = run(&rt, &pd);
+	rl_destroy(&rt.rl);
 	runtime_free(&rt);
 	if (afd >= 0)
 		close(afd);

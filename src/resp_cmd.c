@@ -503,9 +503,9 @@ static int c_flushall(struct resp_sess *s, uint32_t argc, int64_t now)
 /* PURGE PREFIX <p> | PURGE TAG <t>: ringfront's own, for cached responses. */
 static int c_purge(struct resp_sess *s, uint32_t argc, int64_t now)
 {
-	if (arg_is(s, 1, "prefix"))
+	if (argc == 3 && arg_is(s, 1, "prefix"))
 		return all_shards(s, CACHE_REQ_PURGE_PREFIX, 2, FIN_SUM, now);
-	if (arg_is(s, 1, "tag"))
+	if (argc == 3 && arg_is(s, 1, "tag"))
 		return all_shards(s, CACHE_REQ_PURGE_TAG, 2, FIN_SUM, now);
 	resp__err(s, "ERR PURGE takes PREFIX <prefix> or TAG <tag>");
 	return RESP__DONE;
@@ -621,11 +621,14 @@ static int c_config(struct resp_sess *s, uint32_t argc, int64_t now)
 		snprintf(bulk, sizeof bulk, "%llu", (unsigned long long)s->lim.max_bulk);
 	}
 	for (i = 0; i < ARRAY_SIZE(params); i++)
-		for (j = 2; j < argc; j++)
-			if (glob(resp__arg(s, j, &pl), pl, params[i][0])) {
+		for (j = 2; j < argc; j++) {
+			const char *pat = resp__arg(s, j, &pl);   /* sets pl first */
+
+			if (glob(pat, pl, params[i][0])) {
 				hit |= 1ull << i;
 				break;
 			}
+		}
 	resp__array(s, 2 * (uint64_t)__builtin_popcountll(hit));
 	for (i = 0; i < ARRAY_SIZE(params); i++) {
 		if (!(hit & (1ull << i)))
@@ -677,7 +680,7 @@ static const struct cmd cmds[] = {
 	{ "incrby", 3, c_incrby }, { "decrby", 3, c_decrby }, { "dbsize", 1, c_dbsize },
 	{ "flushall", -1, c_flushall }, { "flushdb", -1, c_flushall }, { "info", -1, c_info },
 	{ "quit", -1, c_quit }, { "config", -2, c_config }, { "select", 2, c_select },
-	{ "command", -1, c_command }, { "client", -2, c_client }, { "purge", 3, c_purge },
+	{ "command", -1, c_command }, { "client", -2, c_client }, { "purge", -2, c_purge },
 };
 
 /* "'arg' " pieces of an unknown command, as Redis words its message. */

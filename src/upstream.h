@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include "config.h"
+#include "rl_clients.h"
 
 struct upstream;
 
@@ -52,6 +53,7 @@ struct runtime {
 	struct upstream *ups;           /* owned, cfg->nupstreams entries */
 	struct server *servers;         /* owned (aligned_alloc), all servers */
 	uint32_t nservers;
+	struct rl rl;                   /* the rate limiter, built by main (rl_init) */
 };
 
 /* Build the runtime view of <cfg> (takes ownership of cfg).

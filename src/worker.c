@@ -300,7 +300,8 @@ static void worker_loop(struct worker *w)
 			log_error("msg=\"io_uring wait failed\" error=%d", -ret);
 			break;
 		}
-		w->wheel.now = timer_clock_ms();
+		w->now_us = rl_now_us();
+		w->wheel.now = w->now_us / 1000;
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			dispatch(w, cqe);
 			n++;
@@ -309,6 +310,7 @@ static void worker_loop(struct worker *w)
 		if (!w->stopping && atomic_load(&rf_stop_requested))
 			worker_begin_stop(w);
 		timer_run(&w->wheel, w->wheel.now);
+		rl_quiescent(&w->rt->rl, (unsigned)w->id);
 		sock_rearm_starved(w);
 		bufring_commit(&w->bufs);
 		if (w->alog && w->wheel.now - last_flush >= 1000) {
@@ -320,6 +322,7 @@ static void worker_loop(struct worker *w)
 	}
 	if (w->alog)
 		access_log_flush(w->alog);
+	rl_offline(&w->rt->rl, (unsigned)w->id);
 }
 
 static int worker_init(struct worker *w, const struct endpoint *eps,
@@ -345,7 +348,8 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 			  ret == -ENOMEM ? "raise RLIMIT_MEMLOCK (ulimit -l) or lower recv_buffers" : "");
 		return ret;
 	}
-	timer_wheel_init(&w->wheel, timer_clock_ms());
+	w->now_us = rl_now_us();
+	timer_wheel_init(&w->wheel, w->now_us / 1000);
 	per_worker = cfg->max_connections;
 	pool_init(&w->conn_pool, sizeof(struct conn), per_worker, 64);
 	pool_init(&w->link_pool_mem, sizeof(struct link), per_worker + 1024, 64);

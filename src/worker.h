@@ -110,6 +110,7 @@ enum conn_state {
 	CONN_ST_READ_HEAD,      /* part of a request head received */
 	CONN_ST_PROXY,          /* request forwarded / response being relayed */
 	CONN_ST_TUNNEL,         /* upgraded: bytes relayed both ways */
+	CONN_ST_STREAM,         /* a line/command protocol: bytes in, replies out */
 	CONN_ST_LINGER,         /* final response sent, draining input before close */
 	CONN_ST_CLOSED,         /* close submitted, waiting for the last CQEs */
 };
@@ -179,6 +180,14 @@ struct conn {
 	struct conn *next, *prev;       /* worker's list of live connections */
 	uint32_t peer_len;
 	char peer[48];                  /* client address as text, for X-Forwarded-For */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} peer_addr;                    /* the same, binary: rate-limit keys */
+	uint8_t rl_headers;             /* put RateLimit-* on this response */
+	struct rl_verdict rlv;          /* the admission verdict behind them */
+	void *proto;                    /* owned: CONN_ST_STREAM protocol state */
 	uint8_t reqid_len;
 	char reqid[64];                 /* X-Request-Id of the current request */
 	uint16_t target_len;
@@ -261,6 +270,7 @@ struct worker {
 	struct http_req *req;           /* owned scratch for request parsing */
 	struct http_resp *resp;         /* owned scratch for response parsing */
 	struct access_log *alog;        /* owned, NULL when off */
+	uint64_t now_us;                /* monotonic, refreshed once per loop */
 	uint64_t reqid_seed;
 	uint64_t reqid_seq;
 	struct worker_stats stats;

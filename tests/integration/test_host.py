@@ -420,6 +420,8 @@ def test_privilege_drop_to_nobody():
     uid, gid, gname = who
     b = Backend()
     rf = Ringfront(config([b.addr], workers=2, server="user = nobody\ngroup = %s" % gname))
+    # the listeners open before the drop: wait for it to have happened
+    wait_until(lambda: proc_ids(rf.pid)["Uid"][0] != "0", 5.0)
     ids = proc_ids(rf.pid)
     check(ids["Uid"] == [str(uid)] * 4, ids)
     check(ids["Gid"] == [str(gid)] * 4, ids)

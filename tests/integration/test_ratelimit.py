@@ -1,0 +1,133 @@
+"""test_ratelimit.py - admission through the real binary: burst then 429
+with a JSON body and RateLimit headers, rejected requests never reach the
+backend, API keys and tiers (401 for missing keys), bans, the line
+protocol, and exact counts with two workers hammering one key."""
+import threading
+
+from harness import (Backend, Conn, Ringfront, build_request, check, config,
+                     free_port, raw_exchange)
+
+
+def stack(rl, workers=1, extra=""):
+    b = Backend()
+    ini = config([b.addr], workers=workers) + "\n[ratelimit]\n" + rl + "\n" + extra
+    return Ringfront(ini), b
+
+
+def test_burst_then_429():
+    rf, b = stack("rate = 5/60s\nburst = 5\nkey = ip")
+    before = b.stats()["requests"]
+    c = Conn(rf.port)
+    for i in range(5):
+        c.send(build_request("GET", "/users/%d" % i))
+        r = c.read_response()
+        check(r.status == 200, r)
+        check(r.header("RateLimit-Limit") == "5", r.headers)
+        check(r.header("RateLimit-Remaining") == str(4 - i), r.headers)
+    c.send(build_request("GET", "/users/9"))
+    r = c.read_response()
+    check(r.status == 429, r)
+    body = r.json()
+    check(body["code"] == 429 and body["retry_after"] >= 1, body)
+    check(int(r.header("Retry-After")) >= 1, r.headers)
+    check(r.header("RateLimit-Remaining") == "0", r.headers)
+    check(r.header("Content-Type") == "application/json", r.headers)
+    # the connection stays usable, and the rejected request did not go out
+    c.send(build_request("GET", "/users/10"))
+    check(c.read_response().status == 429)
+    c.close()
+    check(b.stats()["requests"] - before == 5, "backend saw rejected requests")
+    rf.stop()
+
+
+def test_headers_off():
+    rf, _ = stack("rate = 5/60s\nburst = 5\nrate_limit_headers = off")
+    c = Conn(rf.port)
+    c.send(build_request("GET", "/users/1"))
+    r = c.read_response()
+    check(r.status == 200 and r.header("RateLimit-Limit") is None, r.headers)
+    c.close()
+    rf.stop()
+
+
+def test_api_keys_tiers_and_401():
+    rl = ("rate = 100/60s\nburst = 100\nkey = header:X-API-Key\nrequire_key = on\n"
+          "[tier free]\nrate = 2/60s\nburst = 2\n[tier premium]\nrate = 10/60s\nburst = 10\n"
+          "[api_keys]\nk-free = free\nk-prem = premium\n")
+    rf, _ = stack(rl)
+    c = Conn(rf.port)
+    c.send(build_request("GET", "/users/1"))
+    r = c.read_response()
+    check(r.status == 401 and r.json()["code"] == 401, r)
+    c.send(build_request("GET", "/users/1", headers={"X-API-Key": "unknown"}))
+    check(c.read_response().status == 401)
+    got = []
+    for _ in range(4):
+        c.send(build_request("GET", "/users/1", headers={"X-API-Key": "k-free"}))
+        got.append(c.read_response().status)
+    check(got == [200, 200, 429, 429], got)
+    got = []
+    for _ in range(4):
+        c.send(build_request("GET", "/users/1", headers={"X-API-Key": "k-prem"}))
+        got.append(c.read_response().status)
+    check(got == [200] * 4, got)
+    c.close()
+    rf.stop()
+
+
+def test_line_protocol():
+    lport = free_port()
+    rf, _ = stack("rate = 3/60s\nburst = 3\nlisten = 127.0.0.1:%d" % lport)
+    c = Conn(lport)
+    c.send(b"10.0.0.1\n10.0.0.1\n10.0.0.1\n10.0.0.1\n10.0.0.2\n")
+    data = b""
+    while data.count(b"\n") < 5:
+        data += c.sock.recv(100)
+    check(data == b"OK\nOK\nOK\nERROR\nOK\n", data)
+    c.close()
+    # binary junk gets ERROR and a close, never a crash
+    out = raw_exchange(lport, b"bad\x00key\n10.0.0.3\n")
+    check(out == b"ERROR\n", out)
+    out = raw_exchange(lport, b"x" * 400 + b"\n")
+    check(out == b"ERROR\n", out)
+    rf.stop()
+
+
+def test_two_workers_no_double_spend():
+    rf, b = stack("rate = 40/60s\nburst = 40\nkey = ip", workers=2)
+    statuses = []
+    lock = threading.Lock()
+
+    def client():
+        c = Conn(rf.port)
+        for _ in range(30):
+            c.send(build_request("GET", "/users/1"))
+            st = c.read_response().status
+            with lock:
+                statuses.append(st)
+        c.close()
+
+    ts = [threading.Thread(target=client) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    ok = statuses.count(200)
+    check(len(statuses) == 240, len(statuses))
+    check(ok in (40, 41), "admitted %d of 240 with burst 40" % ok)
+    check(statuses.count(429) == 240 - ok, statuses)
+    rf.stop()
+
+
+def test_bans_escalate():
+    rf, _ = stack("rate = 2/60s\nburst = 2\nban_after = 3\nban_time = 300s")
+    c = Conn(rf.port)
+    got = []
+    for _ in range(6):
+        c.send(build_request("GET", "/users/1"))
+        r = c.read_response()
+        got.append((r.status, int(r.header("Retry-After") or 0)))
+    c.close()
+    check([s for s, _ in got] == [200, 200, 429, 429, 429, 429], got)
+    check(got[-1][1] >= 290, "banned key should wait ~300 s: %s" % got)
+    rf.stop()
