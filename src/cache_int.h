@@ -72,6 +72,7 @@ static inline uint64_t rd(const _Atomic uint64_t *x)
 	return atomic_load_explicit((_Atomic uint64_t *)x, memory_order_relaxed);
 }
 
+/* Not expired at <now>: expires_ms 0 means never. */
 static inline int cache__live(const struct cache_entry *e, int64_t now)
 {
 	int64_t x = atomic_load_explicit(&((struct cache_entry *)e)->expires_ms,

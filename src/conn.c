@@ -82,6 +82,14 @@ void conn_accept(struct worker *w, int fd, uint8_t kind)
 	sock_arm_recv(&c->s);
 }
 
+static void conn_rt_release(struct conn *c)
+{
+	if (c->rt) {
+		worker_rt_release(c->s.w, c->rt);
+		c->rt = NULL;
+	}
+}
+
 /* The attempt on c->srv ended with <outcome> (enum bal_outcome): feed the
  * balancer and the server's health exactly once. */
 void conn_attempt_done(struct conn *c, int outcome)
@@ -120,6 +128,7 @@ void conn_on_closed(struct conn *c)
 	segq_clear(w, &c->s.out);
 	headacc_reset(w, &c->acc);
 	admin_release(c);
+	conn_rt_release(c);
 	rf_free(&c->proto);
 	if (c->bhead)
 		chunk_put(w, c->bhead);
@@ -259,6 +268,12 @@ static void conn_connect_backend(struct conn *c)
 		struct link *l;
 		int ret;
 
+		/* a reload happened since the request was routed: its upstream's
+		 * per-worker state is gone, so no retry */
+		if (c->rt != w->rt) {
+			conn_fail(c, 502);
+			return;
+		}
 		if (c->attempts > up->conf->max_retries ||
 		    (c->attempts && !balance_retry_allowed(up, w->wheel.now))) {
 			conn_fail(c, 502);
@@ -301,8 +316,8 @@ static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_
 	struct chunk *ck;
 	int n, keep;
 
-	rl_request_from_http(&rq, &w->rt->rl, NULL, req, &c->peer_addr.sa);
-	rl_admit(&w->rt->rl, (unsigned)w->id, NULL, &rq, w->now_us, &res);
+	rl_request_from_http(&rq, w->rt->rl, NULL, req, &c->peer_addr.sa);
+	rl_admit(w->rt->rl, (unsigned)w->id, NULL, &rq, w->now_us, &res);
 	c->rl_headers = res.headers;
 	c->rlv = res.v;
 	if (!res.status)
@@ -341,7 +356,7 @@ static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_
 static void conn_process_stream(struct conn *c)
 {
 	struct worker *w = c->s.w;
-	struct rl_line_ctx ctx = { &w->rt->rl, (unsigned)w->id, w->now_us };
+	struct rl_line_ctx ctx = { w->rt->rl, (unsigned)w->id, w->now_us };
 	struct rl_line *ls = c->proto;
 
 	if (!ls && c->s.in.head) {
@@ -446,13 +461,16 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		admin_feed(c);
 		return 1;
 	}
+	/* the request keeps the runtime it was routed on until it ends */
+	c->rt = w->rt;
+	w->rt_inflight++;
 	c->up = route_lookup(w->rt, req->target, req->target_len);
 	if (!c->up) {
 		headacc_finish(w, &c->acc, &c->s.in, head_len);
 		conn_fail(c, 404);
 		return 1;
 	}
-	if (w->rt->rl.enabled && conn_admit(c, req, head_len))
+	if (w->rt->rl->enabled && conn_admit(c, req, head_len))
 		return 1;
 	ck = chunk_get(w);
 	if (!ck) {
@@ -629,6 +647,7 @@ static void conn_request_finished(struct conn *c)
 
 	conn_log_access(c);
 	admin_release(c);
+	conn_rt_release(c);
 	if (c->bhead) {
 		chunk_put(w, c->bhead);
 		c->bhead = NULL;

@@ -26,6 +26,14 @@ enum hc_stage {
 	HC_CLOSING,             /* close submitted; waiting for the last CQEs */
 };
 
+/* A check set of an older runtime, finishing its last I/O. */
+struct hc_retired {
+	struct hcheck *v;       /* owned */
+	uint32_t n;
+	struct runtime *rt;     /* counted in the worker's use of that runtime */
+	struct hc_retired *next;
+};
+
 /* One server's check. Owner: the worker's hchecks array. */
 struct hcheck {
 	struct worker *w;
@@ -65,7 +73,7 @@ static void hc_finish(struct hcheck *hc, int ok)
 	struct io_uring_sqe *sqe;
 
 	timer_cancel(&w->wheel, &hc->timer);
-	if (!w->stopping)
+	if (!w->stopping && hc->uc)
 		health_check_result(hc->srv, ok, w->wheel.now);
 	hc->stage = HC_CLOSING;
 	if (hc->inflight) {
@@ -123,7 +131,7 @@ void hcheck_on_cqe(void *obj, struct io_uring_cqe *cqe)
 	if (hc->stage == HC_CLOSING) {
 		if (!hc->inflight) {
 			hc->stage = HC_IDLE;
-			if (!hc->w->stopping)
+			if (!hc->w->stopping && hc->uc)
 				hc_schedule(hc, hc->uc->health_interval_ms);
 		}
 		return;
@@ -220,26 +228,78 @@ int hcheck_init(struct worker *w, uint32_t nworkers)
 	return 0;
 }
 
-void hcheck_stop(struct worker *w)
+static void set_stop(struct worker *w, struct hcheck *v, uint32_t n)
 {
 	uint32_t i;
 
-	for (i = 0; i < w->nhchecks; i++) {
-		struct hcheck *hc = &w->hchecks[i];
+	for (i = 0; i < n; i++) {
+		struct hcheck *hc = &v[i];
 
 		timer_cancel(&w->wheel, &hc->timer);
+		/* a retired check reports nothing: its server is the old one */
+		hc->uc = NULL;
 		if (hc->stage != HC_IDLE && hc->stage != HC_CLOSING)
 			hc_finish(hc, 0);
 	}
 }
 
+static uint32_t set_inflight(const struct hcheck *v, uint32_t n)
+{
+	uint32_t i, busy = 0;
+
+	for (i = 0; i < n; i++)
+		busy += v[i].stage != HC_IDLE;
+	return busy;
+}
+
+void hcheck_stop(struct worker *w)
+{
+	set_stop(w, w->hchecks, w->nhchecks);
+}
+
 uint32_t hcheck_inflight(const struct worker *w)
 {
-	uint32_t i, n = 0;
+	return set_inflight(w->hchecks, w->nhchecks);
+}
 
-	for (i = 0; i < w->nhchecks; i++)
-		n += w->hchecks[i].stage != HC_IDLE;
-	return n;
+void hcheck_retire(struct worker *w)
+{
+	struct hc_retired *r;
+
+	if (!w->nhchecks)
+		return;
+	set_stop(w, w->hchecks, w->nhchecks);
+	if (!set_inflight(w->hchecks, w->nhchecks) || !(r = malloc(sizeof(*r)))) {
+		/* nothing in flight (or no memory to wait: the CQEs of a freed
+		 * set would be lost, so this only happens when none is owed) */
+		rf_free(&w->hchecks);
+		w->nhchecks = 0;
+		return;
+	}
+	r->v = w->hchecks;
+	r->n = w->nhchecks;
+	r->rt = w->rt;
+	w->rt_inflight++;
+	r->next = w->hc_retired;
+	w->hc_retired = r;
+	w->hchecks = NULL;
+	w->nhchecks = 0;
+}
+
+void hcheck_reap(struct worker *w)
+{
+	struct hc_retired **pp = &w->hc_retired, *r;
+
+	while ((r = *pp) != NULL) {
+		if (set_inflight(r->v, r->n)) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		worker_rt_release(w, r->rt);
+		free(r->v);
+		free(r);
+	}
 }
 
 void hcheck_free(struct worker *w)

@@ -23,6 +23,12 @@ void hcheck_stop(struct worker *w);
 /* Checks with I/O still in flight (the worker waits for them to end). */
 uint32_t hcheck_inflight(const struct worker *w);
 
+/* A reload: stop this worker's checks and keep them, with a reference on
+ * their runtime (counted in the worker's use of it), until their last CQE;
+ * hcheck_reap() frees finished sets once per loop iteration. */
+void hcheck_retire(struct worker *w);
+void hcheck_reap(struct worker *w);
+
 void hcheck_free(struct worker *w);
 
 #endif

@@ -172,7 +172,8 @@ static void link_finish(struct link *l)
 	timer_cancel(&w->wheel, &l->s.timer);
 	if (l->s.in.head || l->s.out.head || l->s.eof || c->req_body.kind != BODY_NONE)
 		l->reusable = 0;
-	if (l->reusable && !w->stopping && w->pools[l->srv->id].count < uc->keepalive) {
+	if (l->reusable && !w->stopping && c->rt == w->rt &&
+	    w->pools[l->srv->id].count < uc->keepalive) {
 		link_set_state(l, LINK_ST_IDLE);
 		l->reused = 0;
 		pool_add(w, l);

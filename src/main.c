@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "common.h"
 #include "config.h"
+#include "reload.h"
 #include "listen.h"
 #include "log.h"
 #include "notify.h"
@@ -142,7 +143,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	rf_workers = workers;
 	rf_nworkers = nworkers;
 	/* one bucket shard per worker */
-	ret = rl_init(&rt->rl, cfg, nworkers, rl_now_us());
+	ret = rl_init(rt->rl, cfg, nworkers, rl_now_us());
 	if (ret < 0) {
 		log_error("msg=\"rate limiter set-up failed\" error=\"%s\"", strerror(-ret));
 		return 1;
@@ -187,10 +188,12 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 			if (sig == SIGUSR1)
 				reopen_logs(cfg);
 			if (sig == SIGHUP) {
+				char err[512];
+
 				/* RELOADING=1 then READY=1: `systemctl reload`
 				 * waits for the second one. */
 				notify_reloading();
-				log_warn("msg=\"reload is not supported yet; restart to apply changes\"");
+				reload_config(err, sizeof(err));
 				notify_ready(cfg, nworkers);
 			}
 		}
@@ -224,7 +227,8 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL;
 	struct rf_config *cfg;
-	struct runtime rt;
+	static struct rl limiter;       /* outlives every runtime */
+	struct runtime *rt;
 	char err[512];
 	int opt, check = 0, ret, afd = -1;
 	struct privdrop pd;
@@ -308,14 +312,20 @@ int main(int argc, char **argv)
 	ret = notify_init();
 	if (ret < 0)
 		log_warn("msg=\"cannot use NOTIFY_SOCKET\" error=\"%s\"", strerror(-ret));
-	if (runtime_init(&rt, cfg) < 0) {
+	/* main keeps a reference on the first runtime (run() reads its config
+	 * to the end); the published one holds another, which reloads move */
+	rt = runtime_new(cfg, &limiter, 1);
+	if (!rt) {
 		fprintf(stderr, "ringfront: out of memory\n");
 		return 1;
 	}
+	runtime_ref(rt);
+	atomic_store(&rf_runtime, rt);
 	rf_access_log_fd = afd;
-	ret = run(&rt, &pd);
-	rl_destroy(&rt.rl);
-	runtime_free(&rt);
+	ret = run(rt, &pd);
+	runtime_unref(atomic_exchange(&rf_runtime, NULL));
+	runtime_unref(rt);
+	rl_destroy(&limiter);
 	if (afd >= 0)
 		close(afd);
 	return ret;

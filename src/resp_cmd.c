@@ -529,7 +529,9 @@ static int c_info(struct resp_sess *s, uint32_t argc, int64_t now)
 		}
 	}
 	cache_stats(s->c, &st);
-#define ADD(...) n += (size_t)snprintf(buf + n, sizeof buf - n, __VA_ARGS__)
+	/* snprintf returns the untruncated length: clamp before reusing n */
+#define ADD(...) n += (size_t)snprintf(buf + RF_MIN(n, sizeof buf - 1), \
+				       sizeof buf - RF_MIN(n, sizeof buf - 1), __VA_ARGS__)
 	if (sec[0].on)
 		ADD("# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n"
 		    "server_name:ringfront\r\nshards:%u\r\n\r\n", cache_nshards(s->c));

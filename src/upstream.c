@@ -62,6 +62,39 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 	return 0;
 }
 
+_Atomic(struct runtime *) rf_runtime;
+
+struct runtime *runtime_new(struct rf_config *cfg, struct rl *rl, uint32_t generation)
+{
+	struct runtime *rt = malloc(sizeof(*rt));
+
+	if (!rt) {
+		config_free(cfg);
+		return NULL;
+	}
+	if (runtime_init(rt, cfg) < 0) {
+		free(rt);
+		return NULL;
+	}
+	rt->rl = rl;
+	rt->generation = generation;
+	atomic_init(&rt->refs, 1);
+	return rt;
+}
+
+void runtime_ref(struct runtime *rt)
+{
+	atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+}
+
+void runtime_unref(struct runtime *rt)
+{
+	if (atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	runtime_free(rt);
+	free(rt);
+}
+
 void runtime_free(struct runtime *rt)
 {
 	rf_free(&rt->ups);

@@ -53,8 +53,22 @@ struct runtime {
 	struct upstream *ups;           /* owned, cfg->nupstreams entries */
 	struct server *servers;         /* owned (aligned_alloc), all servers */
 	uint32_t nservers;
-	struct rl rl;                   /* the rate limiter, built by main (rl_init) */
+	struct rl *rl;                  /* the process's rate limiter: outlives reloads */
+	_Atomic uint32_t refs;          /* main's current ref + each worker + old users */
+	uint32_t generation;            /* 1 for the first config, +1 per reload */
 };
+
+/* The runtime new requests use. Reloads publish a new one; workers switch
+ * at the top of their loop and keep a reference on an old one while
+ * requests started on it are still in flight. */
+extern _Atomic(struct runtime *) rf_runtime;
+
+/* A heap runtime for <cfg> (taken over) with one reference. NULL on
+ * -ENOMEM (cfg is freed). */
+struct runtime *runtime_new(struct rf_config *cfg, struct rl *rl, uint32_t generation);
+void runtime_ref(struct runtime *rt);
+/* Drop a reference; the last one frees the runtime and its config. */
+void runtime_unref(struct runtime *rt);
 
 /* Build the runtime view of <cfg> (takes ownership of cfg).
  * Returns 0 or -ENOMEM. */

@@ -277,6 +277,98 @@ static void worker_begin_stop(struct worker *w)
 	timer_set(&w->wheel, &w->stop_timer, w->cfg->shutdown_timeout_ms);
 }
 
+/* A request (or retired check set) started on <rt> has ended. */
+void worker_rt_release(struct worker *w, struct runtime *rt)
+{
+	struct rt_use **pp, *u;
+
+	if (rt == w->rt) {
+		w->rt_inflight--;
+		return;
+	}
+	for (pp = &w->rt_old; (u = *pp) != NULL; pp = &u->next) {
+		if (u->rt != rt)
+			continue;
+		if (--u->inflight == 0) {
+			*pp = u->next;
+			runtime_unref(u->rt);
+			free(u);
+		}
+		return;
+	}
+}
+
+/* Per-worker state sized by a runtime: balancer state per upstream and
+ * idle-link pools per server. Returns 0 or -ENOMEM. */
+static int worker_rt_state(struct worker *w, struct runtime *rt,
+			   struct balance_state **bal, struct link_pool **pools)
+{
+	uint32_t i, nups = rt->cfg->nupstreams;
+
+	*pools = calloc(rt->nservers ? rt->nservers : 1, sizeof(**pools));
+	*bal = calloc(nups ? nups : 1, sizeof(**bal));
+	if (!*pools || !*bal)
+		goto out_fail;
+	for (i = 0; i < nups; i++)
+		if (balance_state_init(&(*bal)[i], &rt->ups[i], (uint32_t)w->id) < 0)
+			goto out_fail;
+	return 0;
+out_fail:
+	for (i = 0; *bal && i < nups; i++)
+		balance_state_free(&(*bal)[i]);
+	rf_free(pools);
+	rf_free(bal);
+	return -ENOMEM;
+}
+
+static void worker_rt_state_free(struct worker *w, const struct runtime *rt)
+{
+	uint32_t i;
+
+	for (i = 0; w->bal && i < rt->cfg->nupstreams; i++)
+		balance_state_free(&w->bal[i]);
+	rf_free(&w->bal);
+	rf_free(&w->pools);
+}
+
+/* A reload published <nrt>: new requests use it from now on. Idle pooled
+ * links belong to the old servers and close; requests in flight finish on
+ * the runtime they started with, which stays alive until they end. */
+static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
+{
+	struct runtime *old = w->rt;
+	struct balance_state *bal;
+	struct link_pool *pools;
+	struct rt_use *u = NULL;
+
+	if (worker_rt_state(w, nrt, &bal, &pools) < 0 ||
+	    (w->rt_inflight && !(u = malloc(sizeof(*u))))) {
+		rf_log_limited(&w->rl_accept, LOG_ERROR,
+			       "msg=\"out of memory switching to the reloaded configuration\"");
+		return;
+	}
+	runtime_ref(nrt);
+	link_close_idle(w);
+	hcheck_retire(w);
+	worker_rt_state_free(w, old);
+	if (u) {
+		u->rt = old;            /* the worker's reference moves here */
+		u->inflight = w->rt_inflight;
+		u->next = w->rt_old;
+		w->rt_old = u;
+	} else {
+		runtime_unref(old);
+	}
+	w->rt = nrt;
+	w->cfg = nrt->cfg;
+	w->rt_inflight = 0;
+	w->bal = bal;
+	w->pools = pools;
+	if (hcheck_init(w, rf_nworkers) < 0)
+		log_error("msg=\"out of memory setting up health checks\"");
+	log_info("msg=\"configuration switched\" generation=%u", nrt->generation);
+}
+
 static void worker_loop(struct worker *w)
 {
 	struct io_uring_cqe *cqe;
@@ -309,20 +401,25 @@ static void worker_loop(struct worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		if (!w->stopping && atomic_load(&rf_stop_requested))
 			worker_begin_stop(w);
+		if (unlikely(atomic_load_explicit(&rf_runtime, memory_order_acquire) != w->rt) &&
+		    !w->stopping)
+			worker_switch_runtime(w, atomic_load(&rf_runtime));
+		hcheck_reap(w);
 		timer_run(&w->wheel, w->wheel.now);
-		rl_quiescent(&w->rt->rl, (unsigned)w->id);
+		rl_quiescent(w->rt->rl, (unsigned)w->id);
 		sock_rearm_starved(w);
 		bufring_commit(&w->bufs);
 		if (w->alog && w->wheel.now - last_flush >= 1000) {
 			access_log_flush(w->alog);
 			last_flush = w->wheel.now;
 		}
-		if (w->stopping && !w->nconns && !w->nlinks && !hcheck_inflight(w))
+		if (w->stopping && !w->nconns && !w->nlinks && !hcheck_inflight(w) &&
+		    !w->hc_retired)
 			break;
 	}
 	if (w->alog)
 		access_log_flush(w->alog);
-	rl_offline(&w->rt->rl, (unsigned)w->id);
+	rl_offline(w->rt->rl, (unsigned)w->id);
 }
 
 static int worker_init(struct worker *w, const struct endpoint *eps,
@@ -362,8 +459,8 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 	w->resp_limits.max_uri = cfg->max_header_size;
 	w->req = calloc(1, sizeof(*w->req));
 	w->resp = calloc(1, sizeof(*w->resp));
-	w->pools = calloc(w->rt->nservers ? w->rt->nservers : 1, sizeof(*w->pools));
-	w->bal = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->bal));
+	if (worker_rt_state(w, w->rt, &w->bal, &w->pools) < 0)
+		return -ENOMEM;
 	w->listeners = calloc(neps, sizeof(*w->listeners));
 	w->nlisteners = neps;
 	if (rf_access_log_fd >= 0) {
@@ -371,12 +468,9 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 		if (w->alog)
 			w->alog->fd = rf_access_log_fd;
 	}
-	if (!w->req || !w->resp || !w->pools || !w->bal || !w->listeners ||
+	if (!w->req || !w->resp || !w->listeners ||
 	    (rf_access_log_fd >= 0 && !w->alog))
 		return -ENOMEM;
-	for (i = 0; i < cfg->nupstreams; i++)
-		if (balance_state_init(&w->bal[i], &w->rt->ups[i], (uint32_t)w->id) < 0)
-			return -ENOMEM;
 	w->reqid_seed = timer_clock_ms() * 0x100000001b3ULL ^ (uint64_t)getpid() << 20 ^
 			(uint64_t)w->id << 56;
 	timer_init(&w->accept_timer, accept_backoff_timer);
@@ -394,8 +488,6 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 
 static void worker_destroy(struct worker *w)
 {
-	uint32_t i;
-
 	if (w->ring_ready) {
 		bufring_destroy(&w->bufs, &w->ring);
 		io_uring_queue_exit(&w->ring);
@@ -406,10 +498,15 @@ static void worker_destroy(struct worker *w)
 	pool_destroy(&w->seg_pool);
 	rf_free(&w->req);
 	rf_free(&w->resp);
-	rf_free(&w->pools);
-	for (i = 0; w->bal && i < w->cfg->nupstreams; i++)
-		balance_state_free(&w->bal[i]);
-	rf_free(&w->bal);
+	worker_rt_state_free(w, w->rt);
+	while (w->rt_old) {
+		struct rt_use *u = w->rt_old;
+
+		w->rt_old = u->next;
+		runtime_unref(u->rt);
+		free(u);
+	}
+	runtime_unref(w->rt);
 	rf_free(&w->listeners);
 	rf_free(&w->alog);
 	hcheck_free(w);
@@ -450,6 +547,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	w->id = id;
 	w->rt = rt;
 	w->cfg = rt->cfg;
+	runtime_ref(rt);
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return -errno;

@@ -167,6 +167,7 @@ struct conn {
 	struct headacc acc;
 	struct body req_body;           /* request body still to forward */
 	struct link *link;              /* backend carrying the current request */
+	struct runtime *rt;             /* runtime the current request started on */
 	struct upstream *up;
 	struct server *srv;             /* server of the attempt in progress, or NULL */
 	uint64_t attempt_ms;            /* when that attempt started */
@@ -240,11 +241,21 @@ struct worker_stats {
 		memory_order_relaxed)
 #define STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
+/* A runtime a worker has switched away from while requests (or health
+ * checks) started on it are still in flight; it holds one reference. */
+struct rt_use {
+	struct runtime *rt;
+	uint32_t inflight;
+	struct rt_use *next;
+};
+
 struct worker {
 	struct io_uring ring;
 	struct bufring bufs;
 	struct timer_wheel wheel;
-	struct runtime *rt;             /* shared, read-only */
+	struct runtime *rt;             /* current runtime; the worker holds a ref */
+	uint32_t rt_inflight;           /* requests in flight on it */
+	struct rt_use *rt_old;          /* owned: older runtimes still in use */
 	const struct rf_config *cfg;
 	int id;
 	int wake_fd;                    /* eventfd written by the main thread */
@@ -280,6 +291,7 @@ struct worker {
 	struct timer stop_timer;        /* shutdown_timeout during a graceful stop */
 	struct hcheck *hchecks;         /* owned: the health checks this worker runs */
 	uint32_t nhchecks;
+	struct hc_retired *hc_retired;  /* owned: check sets of old runtimes, finishing */
 	uint32_t hc_running;
 	uint8_t ring_ready;
 } __attribute__((aligned(64)));   /* user_data keeps an op code in the low bits */
@@ -294,6 +306,7 @@ extern struct worker *rf_workers;
 extern uint32_t rf_nworkers;
 
 /* worker.c */
+void worker_rt_release(struct worker *w, struct runtime *rt);
 int worker_start(struct worker *w, int id, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds);
 void worker_wake(struct worker *w);
