@@ -10,6 +10,9 @@
 #include "common.h"
 #include "admin.h"
 #include "http_rewrite.h"
+#include "proxy_cache.h"
+#include "cache.h"
+#include "resp.h"
 #include "worker.h"
 
 #define LINGER_MS 2000
@@ -71,8 +74,8 @@ void conn_accept(struct worker *w, int fd, uint8_t kind)
 	w->conns = c;
 	w->nconns++;
 	c->keepalive = 1;
-	if (kind == LISTEN_RL_LINE) {
-		/* no HTTP: an idle line-protocol client gets the keep-alive time */
+	if (kind == LISTEN_RL_LINE || kind == LISTEN_RESP) {
+		/* no HTTP: an idle protocol client gets the keep-alive time */
 		conn_set_state(c, CONN_ST_STREAM);
 		timer_set(&w->wheel, &c->s.timer, w->cfg->keepalive_timeout_ms);
 	} else {
@@ -128,7 +131,12 @@ void conn_on_closed(struct conn *c)
 	segq_clear(w, &c->s.out);
 	headacc_reset(w, &c->acc);
 	admin_release(c);
+	pcache_release(c);
 	conn_rt_release(c);
+	if (c->blocked)
+		w->nblocked--;
+	if (c->kind == LISTEN_RESP && c->proto)
+		resp_free(c->proto);
 	rf_free(&c->proto);
 	if (c->bhead)
 		chunk_put(w, c->bhead);
@@ -351,6 +359,31 @@ static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_
 	return 1;
 }
 
+/* The response cache: a stored response answers the request here, with
+ * one send and no backend. Returns 1 when answered, 0 to forward. */
+static int conn_cache_lookup(struct conn *c, const struct http_req *req,
+			     const char *head, uint32_t head_len)
+{
+	struct worker *w = c->s.w;
+	const struct cache_entry *e = NULL;
+	uint8_t outcome;
+	int v = pcache_request(c, req, head, head_len, &e, &outcome);
+
+	if (v == PCACHE_FORWARD)
+		return 0;
+	headacc_finish(w, &c->acc, &c->s.in, head_len);
+	if (v == PCACHE_GATEWAY_TIMEOUT) {
+		conn_fail(c, 504);
+		return 1;
+	}
+	if (pcache_send_hit(c, e, outcome) < 0) {
+		conn_close(c);
+		return 1;
+	}
+	conn_response_done(c);
+	return 1;
+}
+
 /* A line-protocol connection: answer every complete line, in order, with
  * the replies of one feed going out in one send. */
 static void conn_process_stream(struct conn *c)
@@ -394,6 +427,83 @@ static void conn_process_stream(struct conn *c)
 	sock_flush(&c->s);
 }
 
+/* A Redis-protocol connection over the cache: feed what arrived, run the
+ * buffered commands, and send their replies in one send. A write owned
+ * by another worker's shard parks the session until it is applied. */
+static void conn_process_resp(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	struct resp_sess *s = c->proto;
+	int st = RESP_NEED_INPUT;
+
+	if (!s) {
+		struct resp_limits lim;
+
+		s = c->proto = calloc(1, sizeof(*s));
+		resp_limits_default(&lim, cfg_of(c)->cache.max_object_size);
+		if (!s || resp_init(s, rf_cache, w->id, &lim) < 0) {
+			rf_free(&c->proto);
+			conn_close(c);
+			return;
+		}
+	}
+	if (c->blocked) {
+		c->blocked = 0;
+		w->nblocked--;
+	}
+	timer_set(&w->wheel, &c->s.timer, cfg_of(c)->keepalive_timeout_ms);
+	while (c->s.out.bytes < OUT_HIGH) {
+		const char *out;
+		size_t len;
+
+		while (c->s.in.head) {
+			struct seg *sg = c->s.in.head;
+			size_t used = resp_feed(s, sg->p, sg->len);
+
+			segq_consume(w, &c->s.in, (uint32_t)used);
+			if (used < sg->len)
+				break;
+		}
+		st = resp_process(s, cache_now_ms());
+		/* the session's buffer may move on the next call: send a copy */
+		out = resp_out(s, &len);
+		if (len) {
+			struct chunk *ck = chunk_from_bytes(out, len);
+
+			if (!ck || segq_push(w, &c->s.out, ck->data, ck->cap, -1, ck) < 0) {
+				conn_close(c);
+				return;
+			}
+			resp_out_consumed(s, len);
+		}
+		if (st == RESP_OUT_FULL)
+			continue;
+		if (st != RESP_NEED_INPUT || !c->s.in.head)
+			break;
+	}
+	if (st == RESP_BLOCKED) {
+		c->blocked = 1;
+		w->nblocked++;
+	}
+	if (st == RESP_CLOSE || (c->s.eof && st != RESP_BLOCKED)) {
+		c->keepalive = 0;
+		conn_linger(c);
+		return;
+	}
+	sock_flush(&c->s);
+}
+
+void conn_resume_blocked(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c && w->nblocked; c = next) {
+		next = c->next;
+		if (c->blocked)
+			conn_process(c);
+	}
+}
+
 static void conn_request_id(struct conn *c, const struct http_req *req)
 {
 	struct worker *w = c->s.w;
@@ -413,7 +523,7 @@ static void conn_request_id(struct conn *c, const struct http_req *req)
  * backend head, and start the backend exchange. Returns 0 to keep
  * processing, 1 when the connection needs no more input handling now. */
 static int conn_start_request(struct conn *c, const struct http_req *req,
-			      uint32_t head_len)
+			      const char *head, uint32_t head_len)
 {
 	struct worker *w = c->s.w;
 	const struct rf_config *cfg = cfg_of(c);
@@ -471,6 +581,8 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		return 1;
 	}
 	if (w->rt->rl->enabled && conn_admit(c, req, head_len))
+		return 1;
+	if (rf_cache && conn_cache_lookup(c, req, head, head_len))
 		return 1;
 	ck = chunk_get(w);
 	if (!ck) {
@@ -530,8 +642,7 @@ static int conn_read_head(struct conn *c)
 		conn_fail(c, ret == -ENOMEM ? 503 : http_parse_error_status(ret));
 		return 1;
 	}
-	(void)head;
-	return conn_start_request(c, w->req, (uint32_t)ret);
+	return conn_start_request(c, w->req, head, (uint32_t)ret);
 }
 
 /* The client closed its sending side during a request. A body that can
@@ -604,7 +715,10 @@ void conn_process(struct conn *c)
 			conn_client_eof(c);
 		break;
 	case CONN_ST_STREAM:
-		conn_process_stream(c);
+		if (c->kind == LISTEN_RESP)
+			conn_process_resp(c);
+		else
+			conn_process_stream(c);
 		break;
 	case CONN_ST_LINGER:
 		segq_clear(w, &c->s.in);
@@ -647,6 +761,7 @@ static void conn_request_finished(struct conn *c)
 
 	conn_log_access(c);
 	admin_release(c);
+	pcache_release(c);
 	conn_rt_release(c);
 	if (c->bhead) {
 		chunk_put(w, c->bhead);

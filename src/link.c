@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "common.h"
 #include "http_rewrite.h"
+#include "proxy_cache.h"
 #include "worker.h"
 
 /* Bodies up to this size that arrived with the head are copied behind the
@@ -168,6 +169,8 @@ static void link_finish(struct link *l)
 	const struct rf_upstream_conf *uc = c->up->conf;
 
 	conn_attempt_done(c, c->status >= 500 ? BAL_5XX : BAL_OK);
+	if (c->pc)
+		pcache_response_done(c);
 	l->c = NULL;
 	timer_cancel(&w->wheel, &l->s.timer);
 	if (l->s.in.head || l->s.out.head || l->s.eof || c->req_body.kind != BODY_NONE)
@@ -252,7 +255,7 @@ static int link_read_head(struct link *l)
 	const struct http_resp *resp = w->resp;
 	struct resp_info ri;
 	struct chunk *ck;
-	char rlh[192];
+	char rlh[256];
 	const char *head;
 	uint32_t len, extra = 0;
 	int ret;
@@ -317,6 +320,14 @@ static int link_read_head(struct link *l)
 
 		ri.extra_len = n > 0 ? (uint32_t)n : 0;
 	}
+	if (rf_cache) {
+		int n = pcache_response_head(c, resp, head, resp->head_len,
+					     rlh + ri.extra_len, sizeof(rlh) - ri.extra_len);
+
+		ri.extra_len += n > 0 ? (uint32_t)n : 0;
+		l->body.tap = pcache_collector(c) ? pcache_body : NULL;
+		l->body.tap_arg = pcache_collector(c);
+	}
 	ret = rewrite_response(ck->data, ck->cap, resp, &ri);
 	if (ret < 0) {
 		chunk_put(w, ck);
@@ -334,6 +345,8 @@ static int link_read_head(struct link *l)
 		if (avail >= l->body.left) {
 			extra = (uint32_t)l->body.left;
 			memcpy(ck->data + len, head + resp->head_len, extra);
+			if (l->body.tap)
+				l->body.tap(l->body.tap_arg, head + resp->head_len, extra);
 			len += extra;
 			l->body.left = 0;
 		}

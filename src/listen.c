@@ -17,6 +17,8 @@ unsigned endpoints_collect(const struct rf_config *cfg, struct endpoint *out)
 		out[n++] = (struct endpoint){ &cfg->admin.listen[0], LISTEN_ADMIN };
 	if (cfg->ratelimit.enabled && cfg->ratelimit.nlisten)
 		out[n++] = (struct endpoint){ &cfg->ratelimit.listen[0], LISTEN_RL_LINE };
+	if (cfg->cache.enabled && cfg->cache.nlisten)
+		out[n++] = (struct endpoint){ &cfg->cache.listen[0], LISTEN_RESP };
 	return n;
 }
 
@@ -44,7 +46,7 @@ int endpoint_open(const struct endpoint *ep, int backlog)
 
 const char *listen_kind_name(unsigned kind)
 {
-	static const char *const names[LISTEN_KINDS] = { "proxy", "admin", "ratelimit" };
+	static const char *const names[LISTEN_KINDS] = { "proxy", "admin", "ratelimit", "cache" };
 
 	return kind < LISTEN_KINDS ? names[kind] : "?";
 }

@@ -10,6 +10,7 @@ enum listen_kind {
 	LISTEN_PROXY = 0,       /* [server] listen: proxied HTTP */
 	LISTEN_ADMIN,           /* [admin] listen: the operator API */
 	LISTEN_RL_LINE,         /* [ratelimit] listen: "<key>\n" -> "OK\n" | "ERROR\n" */
+	LISTEN_RESP,            /* [cache] listen: Redis protocol over the cache */
 	LISTEN_KINDS,
 };
 

@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common.h"
+#include "cache.h"
 #include "config.h"
+#include "proxy_cache.h"
 #include "reload.h"
 #include "listen.h"
 #include "log.h"
@@ -121,6 +123,34 @@ static void raise_fd_limit(const struct rf_config *cfg)
 			 (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
+/* The cache's writes are applied by each shard's worker: wake it. */
+static void cache_wake_worker(void *arg, int worker)
+{
+	(void)arg;
+	if (worker >= 0 && (uint32_t)worker < rf_nworkers)
+		worker_wake(&rf_workers[worker]);
+}
+
+static int cache_start(const struct rf_config *cfg, uint32_t nworkers)
+{
+	uint32_t fill = 60000, i;
+	struct cache_conf cc;
+	int ret;
+
+	for (i = 0; i < cfg->nupstreams; i++)
+		fill = RF_MIN(fill, cfg->upstreams[i].response_timeout_ms);
+	memset(&cc, 0, sizeof(cc));
+	cc.memory = cfg->cache.memory;
+	cc.max_object_size = cfg->cache.max_object_size;
+	cc.nworkers = nworkers;
+	cc.sweep_interval_ms = cfg->cache.sweep_interval_ms;
+	cc.fill_timeout_ms = fill;
+	ret = cache_create(&cc, &rf_cache);
+	if (ret == 0)
+		cache_set_waker(rf_cache, cache_wake_worker, NULL);
+	return ret;
+}
+
 static int run(struct runtime *rt, const struct privdrop *pd)
 {
 	const struct rf_config *cfg = rt->cfg;
@@ -146,6 +176,10 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	ret = rl_init(rt->rl, cfg, nworkers, rl_now_us());
 	if (ret < 0) {
 		log_error("msg=\"rate limiter set-up failed\" error=\"%s\"", strerror(-ret));
+		return 1;
+	}
+	if (cfg->cache.enabled && (ret = cache_start(cfg, nworkers)) < 0) {
+		log_error("msg=\"cache set-up failed\" error=\"%s\"", strerror(-ret));
 		return 1;
 	}
 	for (i = 0; i < nworkers; i++) {
@@ -326,6 +360,8 @@ int main(int argc, char **argv)
 	runtime_unref(atomic_exchange(&rf_runtime, NULL));
 	runtime_unref(rt);
 	rl_destroy(&limiter);
+	if (rf_cache)
+		cache_destroy(rf_cache);
 	if (afd >= 0)
 		close(afd);
 	return ret;

@@ -4,6 +4,7 @@
  * batched sends, head accumulation across receives, and body framing. */
 #include <errno.h>
 #include "common.h"
+#include "cache.h"
 #include "worker.h"
 
 struct chunk *chunk_get(struct worker *w)
@@ -52,6 +53,8 @@ void seg_release(struct worker *w, struct seg *sg)
 		bufring_unref(&w->bufs, sg->bid);
 	if (sg->ck)
 		chunk_put(w, sg->ck);
+	if (sg->ent)
+		cache_entry_release(sg->ent);
 	pool_put(&w->seg_pool, sg);
 }
 
@@ -67,7 +70,35 @@ static struct seg *seg_new(struct worker *w, const char *p, uint32_t len,
 	sg->len = len;
 	sg->bid = bid;
 	sg->ck = ck;
+	sg->ent = NULL;
 	return sg;
+}
+
+static void segq_append(struct segq *q, struct seg *sg)
+{
+	if (q->tail)
+		q->tail->next = sg;
+	else
+		q->head = sg;
+	q->tail = sg;
+	q->n++;
+	q->bytes += sg->len;
+}
+
+/* Append bytes of a held cache entry; the reference moves to the segment.
+ * Returns 0 or -ENOMEM (the reference is then dropped). */
+int segq_push_entry(struct worker *w, struct segq *q, const char *p, uint32_t len,
+		    const struct cache_entry *e)
+{
+	struct seg *sg = seg_new(w, p, len, -1, NULL);
+
+	if (!sg) {
+		cache_entry_release(e);
+		return -ENOMEM;
+	}
+	sg->ent = e;
+	segq_append(q, sg);
+	return 0;
 }
 
 /* Append a segment that takes over the caller's reference on its memory.
@@ -155,6 +186,8 @@ static void seg_add_ref(struct worker *w, const struct seg *sg)
 		bufring_ref(&w->bufs, sg->bid);
 	if (sg->ck)
 		sg->ck->refs++;
+	if (sg->ent)
+		cache_entry_hold(sg->ent);
 }
 
 /* Move up to <max> bytes from the front of <from> to the back of <to>.
@@ -189,6 +222,7 @@ uint32_t segq_move(struct worker *w, struct segq *from, struct segq *to,
 		seg_add_ref(w, sg);
 		if (segq_push(w, to, sg->p, want, sg->bid, sg->ck) < 0)
 			break;
+		to->tail->ent = sg->ent;
 		segq_consume(w, from, want);
 		moved += want;
 	}
@@ -376,6 +410,19 @@ void headacc_reset(struct worker *w, struct headacc *acc)
 	acc->last = 0;
 }
 
+/* Show the first <n> bytes of <in> to the body's tap. */
+static void tap_queue(struct body *b, const struct segq *in, uint32_t n)
+{
+	const struct seg *sg;
+
+	for (sg = in->head; sg && n; sg = sg->next) {
+		uint32_t k = RF_MIN(n, sg->len);
+
+		b->tap(b->tap_arg, sg->p, k);
+		n -= k;
+	}
+}
+
 /* Relay body bytes from <in> to <out> according to <b>'s framing, until
  * the body ends (*done = 1), the input is empty or <out> is full.
  * Returns 0, -EBADMSG on bad chunk framing, -EFBIG when a chunked body
@@ -393,7 +440,11 @@ int body_relay(struct worker *w, struct body *b, struct segq *in,
 	case BODY_LENGTH:
 		while (b->left && in->head && out->bytes < OUT_HIGH) {
 			uint32_t want = (uint32_t)RF_MIN(b->left, (uint64_t)OUT_HIGH);
-			uint32_t n = segq_move(w, in, out, want);
+			uint32_t n;
+
+			if (b->tap)
+				tap_queue(b, in, want);
+			n = segq_move(w, in, out, want);
 
 			if (!n)
 				return -ENOMEM;
@@ -414,8 +465,11 @@ int body_relay(struct worker *w, struct body *b, struct segq *in,
 				return (int)used;
 			if (used == 0)
 				break;
-			for (i = 0; i < nspans; i++)
+			for (i = 0; i < nspans; i++) {
 				b->data += spans[i].len;
+				if (b->tap)
+					b->tap(b->tap_arg, sg->p + spans[i].off, spans[i].len);
+			}
 			if (b->limit && b->data > b->limit)
 				return -EFBIG;
 			if (b->kind == BODY_CHUNKED) {
@@ -435,9 +489,12 @@ int body_relay(struct worker *w, struct body *b, struct segq *in,
 		return 0;
 	case BODY_EOF:
 	case BODY_TUNNEL:
-		while (in->head && out->bytes < OUT_HIGH)
+		while (in->head && out->bytes < OUT_HIGH) {
+			if (b->tap)
+				tap_queue(b, in, in->bytes);
 			if (!segq_move(w, in, out, in->bytes))
 				return -ENOMEM;
+		}
 		return 0;
 	}
 	return 0;

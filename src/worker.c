@@ -8,7 +8,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "common.h"
+#include "cache.h"
 #include "healthcheck.h"
+#include "proxy_cache.h"
 #include "worker.h"
 
 #define RING_ENTRIES 1024
@@ -382,6 +384,14 @@ static void worker_loop(struct worker *w)
 
 		if (w->alog && w->alog->len)
 			next = next < 0 || next > 1000 ? 1000 : next;
+		if (rf_cache) {
+			int64_t sweep = w->cfg->cache.sweep_interval_ms;
+
+			/* idle shards still expire entries; and a sleeping worker
+			 * must not hold up reclaiming removed ones */
+			next = next < 0 || next > sweep ? sweep : next;
+			cache_offline(rf_cache, w->id);
+		}
 		if (next >= 0) {
 			ts.tv_sec = next / 1000;
 			ts.tv_nsec = (next % 1000) * 1000000;
@@ -394,6 +404,8 @@ static void worker_loop(struct worker *w)
 		}
 		w->now_us = rl_now_us();
 		w->wheel.now = w->now_us / 1000;
+		if (rf_cache)
+			cache_quiescent(rf_cache, w->id);
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			dispatch(w, cqe);
 			n++;
@@ -407,6 +419,11 @@ static void worker_loop(struct worker *w)
 		hcheck_reap(w);
 		timer_run(&w->wheel, w->wheel.now);
 		rl_quiescent(w->rt->rl, (unsigned)w->id);
+		if (rf_cache) {
+			cache_shard_poll(rf_cache, w->id, cache_now_ms());
+			if (w->nblocked)
+				conn_resume_blocked(w);
+		}
 		sock_rearm_starved(w);
 		bufring_commit(&w->bufs);
 		if (w->alog && w->wheel.now - last_flush >= 1000) {

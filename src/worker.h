@@ -49,13 +49,17 @@ struct chunk {
 
 /* A run of bytes queued for sending or waiting to be consumed. It holds one
  * reference on its backing memory: a provided buffer (bid >= 0), a chunk
- * (ck != NULL), or static memory (neither). Nodes come from a worker pool. */
+ * (ck != NULL), a cache entry (ent != NULL), or static memory (none).
+ * Nodes come from a worker pool. */
+struct cache_entry;
+
 struct seg {
 	struct seg *next;
 	const char *p;
 	uint32_t len;
 	int32_t bid;
 	struct chunk *ck;
+	const struct cache_entry *ent;  /* a held cache entry (hits), or NULL */
 };
 
 struct segq {
@@ -143,6 +147,9 @@ struct body {
 	uint64_t left;          /* BODY_LENGTH: bytes still to relay */
 	uint64_t data;          /* chunked: data bytes seen so far */
 	uint64_t limit;         /* chunked: most data bytes allowed, 0 = no limit */
+	/* sees every decoded body byte as it is relayed (cache fills) */
+	void (*tap)(void *arg, const char *p, uint32_t n);
+	void *tap_arg;
 	struct http_chunked ck;
 };
 
@@ -168,6 +175,7 @@ struct conn {
 	struct body req_body;           /* request body still to forward */
 	struct link *link;              /* backend carrying the current request */
 	struct runtime *rt;             /* runtime the current request started on */
+	struct pcache_req *pc;          /* owned: the cache's view of the request */
 	struct upstream *up;
 	struct server *srv;             /* server of the attempt in progress, or NULL */
 	uint64_t attempt_ms;            /* when that attempt started */
@@ -189,6 +197,7 @@ struct conn {
 	uint8_t rl_headers;             /* put RateLimit-* on this response */
 	struct rl_verdict rlv;          /* the admission verdict behind them */
 	void *proto;                    /* owned: CONN_ST_STREAM protocol state */
+	uint8_t blocked;                /* RESP: a write waits for another shard */
 	uint8_t reqid_len;
 	char reqid[64];                 /* X-Request-Id of the current request */
 	uint16_t target_len;
@@ -275,6 +284,7 @@ struct worker {
 	struct conn *conns;             /* live client connections */
 	uint32_t nconns;
 	uint32_t nlinks;
+	uint32_t nblocked;              /* RESP connections waiting for a shard */
 	struct sock *starved;           /* socks waiting for buffers */
 	struct http_limits limits;
 	struct http_limits resp_limits;
@@ -322,6 +332,8 @@ int segq_push(struct worker *w, struct segq *q, const char *p, uint32_t len,
 	      int32_t bid, struct chunk *ck);
 int segq_push_front(struct worker *w, struct segq *q, const char *p,
 		    uint32_t len, int32_t bid, struct chunk *ck);
+int segq_push_entry(struct worker *w, struct segq *q, const char *p, uint32_t len,
+		    const struct cache_entry *e);
 void segq_consume(struct worker *w, struct segq *q, uint32_t n);
 void segq_clear(struct worker *w, struct segq *q);
 uint32_t segq_move(struct worker *w, struct segq *from, struct segq *to,
@@ -357,6 +369,7 @@ void conn_backend_failed(struct conn *c, int err, int reused);
 void conn_attempt_done(struct conn *c, int outcome);
 void conn_shutdown_idle(struct worker *w);
 void conn_close_all(struct worker *w);
+void conn_resume_blocked(struct worker *w);
 
 /* link.c */
 int link_acquire(struct conn *c, struct server *srv, struct link **out);

@@ -4,7 +4,7 @@
 set -e
 case "${1:-build}" in
 build) pkgs="liburing-dev gcc make" ;;
-test)  pkgs="liburing-dev gcc make curl python3 wrk procps" ;;
+test)  pkgs="liburing-dev gcc make curl python3 wrk procps redis-tools" ;;
 bench) pkgs="liburing-dev gcc make curl wrk haproxy nginx-light procps util-linux" ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

@@ -1,0 +1,55 @@
+/* proxy_cache.h - the response cache on the proxy path: look up before a
+ * backend is chosen and answer hits from the client's worker in one send;
+ * on a miss, decide from the response head whether it may be stored, tap
+ * the decoded body while it is relayed, and store it when it is complete.
+ * Unsafe methods drop the stored response for their URI. */
+#ifndef RF_PROXY_CACHE_H
+#define RF_PROXY_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "http_parse.h"
+
+struct cache;
+struct conn;
+struct cache_entry;
+
+/* The process's cache (NULL when [cache] is absent); outlives reloads. */
+extern struct cache *rf_cache;
+
+enum pcache_verdict {
+	PCACHE_FORWARD = 0,     /* go to a backend (c->pc may collect the response) */
+	PCACHE_HIT,             /* *hit holds a stored response to serve */
+	PCACHE_GATEWAY_TIMEOUT, /* only-if-cached and nothing stored: 504 */
+};
+
+/* A routed, admitted request whose head is still in place at <head>.
+ * Returns an enum pcache_verdict; for PCACHE_HIT *hit is held (the caller
+ * serves it with pcache_send_hit(), which takes the reference over). */
+int pcache_request(struct conn *c, const struct http_req *req, const char *head,
+		   uint32_t head_len, const struct cache_entry **hit, uint8_t *outcome);
+
+/* Queue a hit on the client: the stored head, this response's own fields
+ * (Age, X-Cache-Status, X-Request-Id, Connection), then the stored body,
+ * pointing into the entry (no copy). Returns 0 or -ENOMEM. */
+int pcache_send_hit(struct conn *c, const struct cache_entry *e, uint8_t outcome);
+
+/* The backend's response head: decide whether to store it, and write the
+ * X-Cache-Status line for the client into <out>. Returns its length. */
+int pcache_response_head(struct conn *c, const struct http_resp *resp,
+			 const char *head, uint32_t head_len, char *out, size_t cap);
+
+/* The argument for pcache_body() when the response is being collected,
+ * else NULL. */
+void *pcache_collector(struct conn *c);
+
+/* Decoded body bytes of the response, as they are relayed. */
+void pcache_body(void *arg, const char *p, uint32_t n);
+
+/* The whole response was relayed: store what was collected. */
+void pcache_response_done(struct conn *c);
+
+/* Drop the request's cache state (request finished or connection closed). */
+void pcache_release(struct conn *c);
+
+#endif

@@ -1,0 +1,161 @@
+"""test_cache.py - the response cache through the real binary: a miss then
+hits served without the backend, what a shared cache must not store,
+invalidation by unsafe methods, Vary, the host in the key, and the Redis
+protocol port over the same store (redis-cli)."""
+import shutil
+import subprocess
+import threading
+
+from harness import (Conn, RawBackend, Ringfront, build_request, check, config,
+                     free_port)
+
+HEADERS = {
+    b"/fresh": b"Cache-Control: max-age=60\r\n",
+    b"/nostore": b"Cache-Control: no-store\r\n",
+    b"/private": b"Cache-Control: private, max-age=60\r\n",
+    b"/cookie": b"Cache-Control: max-age=60\r\nSet-Cookie: a=b\r\n",
+    b"/vary": b"Cache-Control: max-age=60\r\nVary: Accept-Language\r\n",
+    b"/plain": b"",
+}
+
+
+class CountingBackend:
+    """Keep-alive raw backend: answers every request with a body naming the
+    request number, so a cached copy is recognisable; counts per target."""
+
+    def __init__(self):
+        self.count = {}
+        self.lock = threading.Lock()
+        self.raw = RawBackend(self.handler)
+        self.addr = self.raw.addr
+
+    def handler(self, bc):
+        while True:
+            req = bc.read_request()
+            if req is None:
+                return
+            path = req.target.split(b"?")[0]
+            with self.lock:
+                self.count[path] = self.count.get(path, 0) + 1
+                n = self.count[path]
+            lang = b""
+            for k, v in req.headers:
+                if k.lower() == b"accept-language":
+                    lang = v
+            body = b'{"path":"%s","n":%d,"lang":"%s"}' % (path, n, lang)
+            extra = HEADERS.get(path, b"Cache-Control: max-age=60\r\n")
+            bc.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra +
+                    b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def stack(extra=""):
+    b = CountingBackend()
+    rport = free_port()
+    ini = config([b.addr]) + "\n[cache]\nmemory = 8m\nlisten = 127.0.0.1:%d\n%s" % (rport, extra)
+    return Ringfront(ini), b, rport
+
+
+def get(c, path, headers=None, method="GET"):
+    c.send(build_request(method, path, headers=headers, body=b"x" if method == "POST" else None))
+    return c.read_response(head_request=(method == "HEAD"))
+
+
+def test_miss_then_hit():
+    rf, b, _ = stack()
+    c = Conn(rf.port)
+    r1 = get(c, "/fresh")
+    check(r1.status == 200 and r1.header("X-Cache-Status") == "MISS", r1)
+    for _ in range(5):
+        r = get(c, "/fresh")
+        check(r.status == 200 and r.header("X-Cache-Status") == "HIT", r)
+        check(r.body == r1.body, (r.body, r1.body))
+        check(r.header("Age") is not None and r.header("X-Request-Id"), r.headers)
+    r = get(c, "/fresh", method="HEAD")
+    check(r.status == 200 and r.header("X-Cache-Status") == "HIT" and r.body == b"", r)
+    c.close()
+    check(b.count[b"/fresh"] == 1, b.count)
+    rf.stop()
+
+
+def test_not_stored():
+    rf, b, _ = stack()
+    c = Conn(rf.port)
+    for path in ("/nostore", "/private", "/cookie", "/plain"):
+        for _ in range(3):
+            r = get(c, path)
+            check(r.status == 200 and r.header("X-Cache-Status") in ("MISS", "BYPASS"), (path, r))
+        check(b.count[path.encode()] == 3, (path, b.count))
+    # a request with Authorization is not answered from the cache
+    get(c, "/fresh")
+    r = get(c, "/fresh", headers={"Authorization": "Bearer x"})
+    check(r.header("X-Cache-Status") == "BYPASS", r.headers)
+    c.close()
+    rf.stop()
+
+
+def test_post_invalidates():
+    rf, b, _ = stack()
+    c = Conn(rf.port)
+    get(c, "/fresh")
+    check(get(c, "/fresh").header("X-Cache-Status") == "HIT")
+    r = get(c, "/fresh", method="POST")
+    check(r.status == 200 and r.header("X-Cache-Status") == "BYPASS", r)
+    r = get(c, "/fresh")
+    check(r.header("X-Cache-Status") == "MISS", r.headers)
+    c.close()
+    rf.stop()
+
+
+def test_vary_and_host_in_key():
+    rf, b, _ = stack()
+    c = Conn(rf.port)
+    en = get(c, "/vary", headers={"Accept-Language": "en"})
+    de = get(c, "/vary", headers={"Accept-Language": "de"})
+    check(b'"lang":"en"' in en.body and b'"lang":"de"' in de.body, (en.body, de.body))
+    r = get(c, "/vary", headers={"Accept-Language": "de"})
+    check(r.header("X-Cache-Status") == "HIT" and b'"lang":"de"' in r.body, r)
+    r = get(c, "/vary", headers={"Accept-Language": "en"})
+    check(r.header("X-Cache-Status") == "HIT" and b'"lang":"en"' in r.body, r)
+    # another virtual host is another key
+    c.send(build_request("GET", "/fresh", host="a.example"))
+    c.read_response()
+    c.send(build_request("GET", "/fresh", host="b.example"))
+    r = c.read_response()
+    check(r.header("X-Cache-Status") == "MISS", r.headers)
+    c.close()
+    rf.stop()
+
+
+def redis(port, *args):
+    p = subprocess.run(["redis-cli", "-p", str(port)] + list(args),
+                       capture_output=True, text=True, timeout=10)
+    return p.stdout.strip()
+
+
+def test_redis_port():
+    if not shutil.which("redis-cli"):
+        print("note: redis-cli missing; RESP port checked by unit tests only")
+        return
+    rf, b, rport = stack()
+    check(redis(rport, "PING") == "PONG")
+    check(redis(rport, "SET", "user:1", "alice") == "OK")
+    check(redis(rport, "GET", "user:1") == "alice")
+    check(redis(rport, "INCR", "n") == "1" and redis(rport, "INCR", "n") == "2")
+    check(redis(rport, "DEL", "user:1") == "1")
+    check(redis(rport, "GET", "user:1") == "")
+    check(redis(rport, "SET", "t", "v", "EX", "100") == "OK")
+    check(0 < int(redis(rport, "TTL", "t")) <= 100)
+    # an HTTP entry is visible under its cache key, and DEL purges it
+    c = Conn(rf.port)
+    get(c, "/fresh")
+    keys = int(redis(rport, "DBSIZE"))
+    check(keys >= 3, keys)
+    key = "http://localhost:80/fresh"
+    check(redis(rport, "EXISTS", key) == "1", redis(rport, "EXISTS", key))
+    check(redis(rport, "DEL", key) == "1")
+    r = get(c, "/fresh")
+    check(r.header("X-Cache-Status") == "MISS", r.headers)
+    c.close()
+    info = redis(rport, "INFO")
+    check("keyspace_hits" in info and "used_memory" in info, info[:200])
+    rf.stop()
