@@ -348,9 +348,11 @@ static _Atomic uint64_t *fill_slot(struct cache *c, uint64_t word)
 	return &c->fill[(word >> 32) & (FILL_SLOTS - 1)];
 }
 
+/* Signed: a claim a thread made a moment "after" our clock reading is
+ * young, not 49 days old. */
 static int fill_stale(const struct cache *c, uint64_t word, int64_t now)
 {
-	return (uint32_t)((uint32_t)now - (uint32_t)word) > c->fill_timeout_ms;
+	return (int32_t)((uint32_t)now - (uint32_t)word) > (int32_t)c->fill_timeout_ms;
 }
 
 int cache_fill_claim(struct cache *c, const void *key, size_t klen, int64_t now_ms,

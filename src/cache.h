@@ -205,6 +205,7 @@ enum cache_req_type {
 	CACHE_REQ_PURGE_PREFIX, /* key = prefix; one shard (->shard); result = removed */
 	CACHE_REQ_PURGE_TAG,    /* key = tag; one shard; result = removed */
 	CACHE_REQ_FLUSH,        /* one shard; result = removed */
+	CACHE_REQ_FILL_RELEASE, /* arg = fill token: released when applied */
 };
 
 #define CACHE_SET_NX      0x01  /* only when absent */
@@ -280,6 +281,12 @@ int cache_fill_claim(struct cache *c, const void *key, size_t klen, int64_t now_
 
 /* The lead's fetch ended (stored, not storable, or failed). */
 void cache_fill_release(struct cache *c, uint64_t token);
+
+/* Release the fill once the shard owning <key> has applied everything
+ * queued to it before (the lead's inserts), so a waiter that looks again
+ * finds the entry. Immediate when <w> owns that shard. */
+void cache_fill_release_after(struct cache *c, int w, const void *key, size_t klen,
+			      uint64_t token);
 
 /* 1 while the fill behind <token> is running and not older than
  * fill_timeout_ms; 0 once it ended: look up again, and on a miss fetch. */

@@ -357,6 +357,9 @@ static void apply(struct cache *c, struct cache_shard *s, struct cache_req *r, i
 		r->rc = do_set(s, e, r->type == CACHE_REQ_SET ? r->flags : 0, now, &stored);
 		r->result = stored;
 		break;
+	case CACHE_REQ_FILL_RELEASE:
+		cache_fill_release(c, (uint64_t)r->arg);
+		break;
 	case CACHE_REQ_DEL:
 		e = find_live(s, r->key, r->klen, cache_hash(r->key, r->klen), now);
 		if (e) {
@@ -481,6 +484,25 @@ int cache_insert(struct cache *c, int w, struct cache_entry *e, int64_t now_ms)
 	atomic_store_explicit(&r->state, CACHE_RS_ABANDONED, memory_order_relaxed);
 	push(c, si, r);
 	return 0;
+}
+
+void cache_fill_release_after(struct cache *c, int w, const void *key, size_t klen,
+			      uint64_t token)
+{
+	uint32_t si = cache_shard_of(c, key, klen);
+	struct cache_req *r;
+
+	if (!token)
+		return;
+	if ((w >= 0 && (uint32_t)w == si) ||
+	    !(r = cache_req_new(CACHE_REQ_FILL_RELEASE, NULL, 0))) {
+		cache_fill_release(c, token);
+		return;
+	}
+	r->arg = (int64_t)token;
+	r->shard = (int32_t)si;
+	atomic_store_explicit(&r->state, CACHE_RS_ABANDONED, memory_order_relaxed);
+	push(c, si, r);
 }
 
 int cache_purge(struct cache *c, int w, uint8_t type, const void *pat, size_t len,

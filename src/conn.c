@@ -16,10 +16,12 @@
 #include "worker.h"
 
 #define LINGER_MS 2000
+#define FILL_POLL_MS 8          /* a waiting request checks its fill this often */
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_on_timer(struct timer *t);
+static int conn_forward(struct conn *c, const struct http_req *req, uint32_t head_len);
 
 static void conn_set_state(struct conn *c, enum conn_state st)
 {
@@ -372,6 +374,13 @@ static int conn_cache_lookup(struct conn *c, const struct http_req *req,
 	if (v == PCACHE_FORWARD)
 		return 0;
 	headacc_finish(w, &c->acc, &c->s.in, head_len);
+	if (v == PCACHE_WAIT) {
+		conn_set_state(c, CONN_ST_WAIT_FILL);
+		c->blocked = 1;
+		w->nblocked++;
+		timer_set(&w->wheel, &c->s.timer, FILL_POLL_MS);
+		return 1;
+	}
 	if (v == PCACHE_GATEWAY_TIMEOUT) {
 		conn_fail(c, 504);
 		return 1;
@@ -382,6 +391,35 @@ static int conn_cache_lookup(struct conn *c, const struct http_req *req,
 	}
 	conn_response_done(c);
 	return 1;
+}
+
+/* A request waiting for another request's fetch of the same key. */
+static void conn_cache_resume(struct conn *c)
+{
+	struct worker *w = c->s.w;
+	const struct cache_entry *e = NULL;
+	const struct http_req *req;
+	uint8_t outcome;
+	int v = pcache_resume(c, &req, &e, &outcome);
+
+	if (v == PCACHE_WAIT) {
+		timer_set(&w->wheel, &c->s.timer, FILL_POLL_MS);
+		return;
+	}
+	c->blocked = 0;
+	w->nblocked--;
+	conn_set_state(c, CONN_ST_PROXY);
+	timer_cancel(&w->wheel, &c->s.timer);
+	if (v == PCACHE_HIT) {
+		if (pcache_send_hit(c, e, outcome) < 0)
+			conn_close(c);
+		else
+			conn_response_done(c);
+	} else if (v == PCACHE_FORWARD) {
+		conn_forward(c, req, 0);
+	} else {
+		conn_fail(c, 503);
+	}
 }
 
 /* A line-protocol connection: answer every complete line, in order, with
@@ -519,6 +557,45 @@ static void conn_request_id(struct conn *c, const struct http_req *req)
 	}
 }
 
+/* Write the backend request head and start the backend exchange. The
+ * head (<head_len> bytes, 0 when already consumed) leaves the input queue
+ * here. Returns 0 to keep processing, 1 when nothing more is to be done. */
+static int conn_forward(struct conn *c, const struct http_req *req, uint32_t head_len)
+{
+	struct worker *w = c->s.w;
+	struct fwd_info fi;
+	struct chunk *ck;
+	int n;
+
+	ck = chunk_get(w);
+	if (!ck) {
+		headacc_finish(w, &c->acc, &c->s.in, head_len);
+		conn_fail(c, 503);
+		return 1;
+	}
+	fi.peer = c->peer;
+	fi.peer_len = c->peer_len;
+	fi.reqid = c->reqid;
+	fi.reqid_len = c->reqid_len;
+	fi.tunnel = c->upgrade;
+	n = rewrite_request(ck->data, ck->cap, req, &fi);
+	headacc_finish(w, &c->acc, &c->s.in, head_len);
+	if (n < 0) {
+		chunk_put(w, ck);
+		conn_fail(c, 431);
+		return 1;
+	}
+	c->bhead = ck;
+	c->bhead_len = (uint32_t)n;
+	if ((req->flags & HTTP_FL_EXPECT_100) && req->minor &&
+	    c->req_body.kind != BODY_NONE) {
+		queue_static(c, continue_100, sizeof(continue_100) - 1);
+		sock_flush(&c->s);
+	}
+	conn_connect_backend(c);
+	return c->state == CONN_ST_PROXY ? 0 : 1;
+}
+
 /* A request head was parsed: decide its framing and route, write the
  * backend head, and start the backend exchange. Returns 0 to keep
  * processing, 1 when the connection needs no more input handling now. */
@@ -527,8 +604,6 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 {
 	struct worker *w = c->s.w;
 	const struct rf_config *cfg = cfg_of(c);
-	struct fwd_info fi;
-	struct chunk *ck;
 	int n;
 
 	STAT_ADD(w->stats.requests, 1);
@@ -584,33 +659,7 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		return 1;
 	if (rf_cache && conn_cache_lookup(c, req, head, head_len))
 		return 1;
-	ck = chunk_get(w);
-	if (!ck) {
-		headacc_finish(w, &c->acc, &c->s.in, head_len);
-		conn_fail(c, 503);
-		return 1;
-	}
-	fi.peer = c->peer;
-	fi.peer_len = c->peer_len;
-	fi.reqid = c->reqid;
-	fi.reqid_len = c->reqid_len;
-	fi.tunnel = c->upgrade;
-	n = rewrite_request(ck->data, ck->cap, req, &fi);
-	headacc_finish(w, &c->acc, &c->s.in, head_len);
-	if (n < 0) {
-		chunk_put(w, ck);
-		conn_fail(c, 431);
-		return 1;
-	}
-	c->bhead = ck;
-	c->bhead_len = (uint32_t)n;
-	if ((req->flags & HTTP_FL_EXPECT_100) && req->minor &&
-	    c->req_body.kind != BODY_NONE) {
-		queue_static(c, continue_100, sizeof(continue_100) - 1);
-		sock_flush(&c->s);
-	}
-	conn_connect_backend(c);
-	return c->state == CONN_ST_PROXY ? 0 : 1;
+	return conn_forward(c, req, head_len);
 }
 
 /* Try to parse the next request head from the input queue.
@@ -713,6 +762,9 @@ void conn_process(struct conn *c)
 		}
 		if (c->s.eof && c->state != CONN_ST_CLOSED)
 			conn_client_eof(c);
+		break;
+	case CONN_ST_WAIT_FILL:
+		conn_cache_resume(c);
 		break;
 	case CONN_ST_STREAM:
 		if (c->kind == LISTEN_RESP)
@@ -890,6 +942,9 @@ static void conn_on_timer(struct timer *t)
 	case CONN_ST_READ_HEAD:
 		c->keepalive = 0;
 		conn_fail(c, 408);
+		break;
+	case CONN_ST_WAIT_FILL:
+		conn_process(c);
 		break;
 	case CONN_ST_NEW:
 	case CONN_ST_IDLE:

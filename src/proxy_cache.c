@@ -13,6 +13,9 @@
 
 struct cache *rf_cache;
 
+/* How long a waiter keeps looking for the entry its lead fetched. */
+#define FILL_GRACE_MS 50
+
 /* A request that went to a backend with the cache involved. Owner: conn. */
 struct pcache_req {
 	struct cache_reqinfo ri;
@@ -20,6 +23,9 @@ struct pcache_req {
 	int64_t response_ms;
 	uint8_t collecting;     /* storable: the body is being copied */
 	uint8_t invalidate;     /* unsafe method: drop the key on success */
+	uint8_t fill_lead;      /* this request fetches for the waiting others */
+	uint64_t fill_tok;      /* coalescing token (lead or waited on) */
+	int64_t grace_until;    /* waiter: stop looking for the lead's entry */
 	uint16_t klen;
 	uint32_t req_len;       /* request head copy, at the start of heads */
 	uint32_t resp_len;      /* response head copy, after it */
@@ -92,15 +98,69 @@ int pcache_request(struct conn *c, const struct http_req *req, const char *head,
 	}
 	*outcome = CACHE_OUT_MISS;
 	c->pc = pc_new(key, (size_t)klen, head, head_len);
-	if (c->pc) {
-		c->pc->ri = ri;
-		c->pc->request_ms = now;
+	if (!c->pc)
+		return PCACHE_FORWARD;
+	c->pc->ri = ri;
+	c->pc->request_ms = now;
+	/* Coalescing: the first miss of a key fetches it, the others wait
+	 * for its response instead of going to the backend too. */
+	if (w->cfg->cache.coalesce && req->content_length <= 0 &&
+	    !(req->flags & HTTP_FL_CHUNKED)) {
+		int claim = cache_fill_claim(rf_cache, key, (size_t)klen, now,
+					     &c->pc->fill_tok);
+
+		if (claim == CACHE_FILL_WAIT)
+			return PCACHE_WAIT;
+		c->pc->fill_lead = claim == CACHE_FILL_LEAD;
 	}
 	cache_count(rf_cache, w->id, CACHE_OUT_MISS);
 	return PCACHE_FORWARD;
 bypass:
 	cache_count(rf_cache, w->id, CACHE_OUT_BYPASS);
 	return PCACHE_FORWARD;
+}
+
+int pcache_resume(struct conn *c, const struct http_req **req,
+		  const struct cache_entry **hit, uint8_t *outcome)
+{
+	struct pcache_req *pc = c->pc;
+	struct worker *w = c->s.w;
+	char vkey[CACHE_KEY_MAX];
+	const struct cache_entry *e;
+	int64_t now = cache_now_ms();
+
+	if (cache_fill_waiting(rf_cache, pc->fill_tok, now))
+		return PCACHE_WAIT;
+	if (http_parse_request(pc->heads, pc->req_len, 0, &w->limits, w->req) <= 0)
+		return PCACHE_GATEWAY_TIMEOUT;
+	*req = w->req;
+	e = cache_http_lookup(rf_cache, pc->key, pc->klen, w->req, now, vkey, sizeof(vkey));
+	if (e && cache_policy_freshness(cache_entry_http(e), &pc->ri, now) == CACHE_FRESH) {
+		cache_entry_hold(e);
+		*hit = e;
+		*outcome = CACHE_OUT_HIT;
+		return PCACHE_HIT;
+	}
+	/* The owning shard may not have applied the insert yet: look again for
+	 * a moment before fetching (a response that was not storable costs the
+	 * waiters this grace, never a wrong answer). */
+	if (!pc->grace_until)
+		pc->grace_until = now + FILL_GRACE_MS;
+	if (now < pc->grace_until)
+		return PCACHE_WAIT;
+	/* the fetch we waited for gave nothing to share: fetch ourselves */
+	*outcome = CACHE_OUT_MISS;
+	pc->request_ms = now;
+	cache_count(rf_cache, w->id, CACHE_OUT_MISS);
+	return PCACHE_FORWARD;
+}
+
+static void pc_fill_done(struct pcache_req *pc)
+{
+	if (pc->fill_lead) {
+		cache_fill_release(rf_cache, pc->fill_tok);
+		pc->fill_lead = 0;
+	}
 }
 
 int pcache_send_hit(struct conn *c, const struct cache_entry *e, uint8_t outcome)
@@ -236,6 +296,11 @@ void pcache_response_done(struct conn *c)
 	cache_http_store(rf_cache, w->id, pc->key, pc->klen, w->req, w->resp, &si,
 			 &body, 1, now);
 	pc->collecting = 0;
+	/* waiters look again once the owning shard has applied the insert */
+	if (pc->fill_lead) {
+		cache_fill_release_after(rf_cache, w->id, pc->key, pc->klen, pc->fill_tok);
+		pc->fill_lead = 0;
+	}
 }
 
 void pcache_release(struct conn *c)
@@ -244,6 +309,7 @@ void pcache_release(struct conn *c)
 
 	if (!pc)
 		return;
+	pc_fill_done(pc);
 	ob_free(&pc->body);
 	free(pc->heads);
 	free(pc);

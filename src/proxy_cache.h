@@ -21,6 +21,7 @@ enum pcache_verdict {
 	PCACHE_FORWARD = 0,     /* go to a backend (c->pc may collect the response) */
 	PCACHE_HIT,             /* *hit holds a stored response to serve */
 	PCACHE_GATEWAY_TIMEOUT, /* only-if-cached and nothing stored: 504 */
+	PCACHE_WAIT,            /* another request fetches this key: wait for it */
 };
 
 /* A routed, admitted request whose head is still in place at <head>.
@@ -28,6 +29,13 @@ enum pcache_verdict {
  * serves it with pcache_send_hit(), which takes the reference over). */
 int pcache_request(struct conn *c, const struct http_req *req, const char *head,
 		   uint32_t head_len, const struct cache_entry **hit, uint8_t *outcome);
+
+/* A request that waited for another one's fetch of its key: still
+ * waiting (PCACHE_WAIT), now a hit (PCACHE_HIT, *hit held), or fetch it
+ * after all (PCACHE_FORWARD; the request is parsed again into the
+ * worker's scratch request, returned in *req). */
+int pcache_resume(struct conn *c, const struct http_req **req,
+		  const struct cache_entry **hit, uint8_t *outcome);
 
 /* Queue a hit on the client: the stored head, this response's own fields
  * (Age, X-Cache-Status, X-Request-Id, Connection), then the stored body,

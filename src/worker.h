@@ -112,6 +112,7 @@ enum conn_state {
 	CONN_ST_NEW = 1,        /* accepted, waiting for the first request head */
 	CONN_ST_IDLE,           /* keep-alive, waiting for the next request */
 	CONN_ST_READ_HEAD,      /* part of a request head received */
+	CONN_ST_WAIT_FILL,      /* a cache miss waits for another request's fetch */
 	CONN_ST_PROXY,          /* request forwarded / response being relayed */
 	CONN_ST_TUNNEL,         /* upgraded: bytes relayed both ways */
 	CONN_ST_STREAM,         /* a line/command protocol: bytes in, replies out */

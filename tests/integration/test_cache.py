@@ -159,3 +159,36 @@ def test_redis_port():
     info = redis(rport, "INFO")
     check("keyspace_hits" in info and "used_memory" in info, info[:200])
     rf.stop()
+
+
+def test_concurrent_misses_coalesce():
+    b = CountingBackend()
+    slow_handler = b.handler
+
+    def slow(bc):
+        import time as _t
+        _t.sleep(0.3)           # the first fetch takes a while
+        slow_handler(bc)
+
+    b.raw.handler = slow
+    ini = config([b.addr], workers=2) + "\n[cache]\nmemory = 8m\n"
+    rf = Ringfront(ini)
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        c = Conn(rf.port)
+        r = get(c, "/fresh")
+        with lock:
+            results.append((r.status, r.body))
+        c.close()
+
+    ts = [threading.Thread(target=client) for _ in range(50)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    check(len(results) == 50 and all(s == 200 for s, _ in results), results[:3])
+    check(len({body for _, body in results}) == 1, "clients got different copies: %s" % sorted({body for _, body in results})[:4])
+    check(b.count.get(b"/fresh") == 1, "backend fetched %s times" % b.count.get(b"/fresh"))
+    rf.stop()
