@@ -713,6 +713,19 @@ static int is_token(const char *s)
 }
 
 /* key = ip | ip+path | header:NAME */
+/* A route's own rate: empty keeps the [ratelimit] one. */
+static int set_route_rate(const struct key_def *k, void *base, const char *val, struct why *w)
+{
+	struct rf_rate *r = FIELD(base, k);
+
+	if (!*val) {
+		r->count = 0;
+		r->period_ms = 0;
+		return 0;
+	}
+	return set_rate(k, base, val, w);
+}
+
 static int set_rl_key(const struct key_def *k, void *base, const char *val, struct why *w)
 {
 	struct rf_ratelimit_conf *rc = base;
@@ -894,11 +907,62 @@ static int admin_end(struct parser *p)
 }
 
 /* "/prefix = upstream": checked here, resolved once all upstreams are known. */
+#define RT(f, T) OFF(struct rf_route_conf, f, T)
+
+static const char *const route_key_names[] = { "default", "ip", "ip+path", NULL };
+
+/* Options after a route's upstream name, "name=value" each. */
+static const struct key_def route_keys[] = {
+	{ .name = "cache", KT_ENUM, RT(cache, uint32_t), 0, 0, "on",
+	  "off: this route's responses are never cached (with a [cache] section)",
+	  .names = off_on_names },
+	{ .name = "cache_ttl", KT_MS, RT(cache_ttl_ms, uint32_t), 0, 30 * DAY_MS, "0",
+	  "lifetime of responses without caching headers; 0 = [cache] default_ttl" },
+	{ .name = "ratelimit", KT_ENUM, RT(ratelimit, uint32_t), 0, 0, "on",
+	  "off: no rate limit on this route", .names = off_on_names },
+	{ .name = "rate", KT_CUSTOM, RT(rate, struct rf_rate), 0, 0, "",
+	  "this route's own limit, e.g. 10/1s; empty = the [ratelimit] one",
+	  .set = set_route_rate },
+	{ .name = "burst", KT_U32, RT(burst, uint32_t), 0, 100000000, "0",
+	  "requests admitted at once on this route; 0 = the rate's COUNT" },
+	{ .name = "key", KT_ENUM, RT(rl_key, uint32_t), 0, 0, "default",
+	  "this route's bucket key: ip, ip+path, or default ([ratelimit] key)",
+	  .names = route_key_names },
+};
+
+/* Split "upstream opt=value ..." and apply the options through the rows. */
+static int route_options(struct parser *p, struct rf_route_conf *r, char *opts)
+{
+	struct why w;
+	char *tok, *save = NULL, *eq;
+	size_t i;
+
+	for (tok = strtok_r(opts, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		eq = strchr(tok, '=');
+		if (!eq)
+			return perr(p, p->line, -EINVAL,
+				    "route option '%s' is not name=value", tok);
+		*eq = 0;
+		for (i = 0; i < ARRAY_SIZE(route_keys) && strcmp(route_keys[i].name, tok); i++)
+			;
+		if (i == ARRAY_SIZE(route_keys))
+			return perr(p, p->line, -EINVAL, "unknown route option '%s' (%s)", tok,
+				    "cache, cache_ttl, ratelimit, rate, burst, key");
+		if (set_value(&route_keys[i], r, eq + 1, &w))
+			return perr(p, p->line, -EINVAL, "bad value for route option '%s': '%s' (%s)",
+				    tok, eq + 1, w.msg);
+	}
+	return 0;
+}
+
 static int route_entry(struct parser *p, const char *key, const char *val)
 {
 	struct rf_config *c = p->cfg;
 	struct rf_route_conf *r;
+	char name[RF_NAME_MAX + 1], *opts;
+	size_t nlen;
 	uint32_t i;
+	int rc;
 
 	if (key[0] != '/')
 		return perr(p, p->line, -EINVAL, "route prefix '%s' must start with '/'", key);
@@ -911,16 +975,25 @@ static int route_entry(struct parser *p, const char *key, const char *val)
 				    key, c->routes[i].line);
 	if (!*val)
 		return perr(p, p->line, -EINVAL, "route '%s' needs an upstream name", key);
-	if (strpbrk(val, " \t"))
-		return perr(p, p->line, -EINVAL, "route '%s' takes one upstream name, not '%s'",
-			    key, val);
+	nlen = strcspn(val, " \t");
+	if (nlen > RF_NAME_MAX)
+		return perr(p, p->line, -EINVAL, "route '%s': upstream name too long", key);
+	memcpy(name, val, nlen);
+	name[nlen] = 0;
 	c->routes = grow(c->routes, c->nroutes, &p->route_cap, sizeof *r);
 	p->route_up = grow(p->route_up, c->nroutes, &p->name_cap, sizeof *p->route_up);
-	p->route_up[c->nroutes] = rf_xstrdup(val);
+	p->route_up[c->nroutes] = rf_xstrdup(name);
 	r = &c->routes[c->nroutes++];
+	memset(r, 0, sizeof(*r));
 	r->prefix = rf_xstrdup(key);
 	r->line = p->line;
-	return 0;
+	rc = apply_defaults(p, route_keys, ARRAY_SIZE(route_keys), r);
+	if (rc)
+		return rc;
+	opts = rf_xstrdup(val + nlen);
+	rc = route_options(p, r, opts);
+	free(opts);
+	return rc;
 }
 
 static int ratelimit_begin(struct parser *p, const char *arg)
@@ -1117,7 +1190,8 @@ static const struct section_def sections[SEC_COUNT] = {
 		upstream_begin, NULL, NULL },
 	[SEC_ROUTE] = { "route", 0, NULL, 0,
 		"path prefix = upstream name; the longest matching prefix wins, no match -> 404",
-		NULL, route_entry, NULL },
+		NULL, route_entry, NULL,
+		.example = "; / = app\n; /api = app cache=off cache_ttl=10s ratelimit=on rate=10/1s burst=5 key=ip+path\n" },
 	[SEC_ADMIN] = { "admin", 0, admin_keys, ARRAY_SIZE(admin_keys),
 		"the admin API: stats, metrics, dashboard and run-time changes",
 		admin_begin, NULL, admin_end },
@@ -1301,6 +1375,8 @@ static int finish(struct parser *p)
 		c->routes = rf_xcalloc(1, sizeof *c->routes);
 		c->routes[0].prefix = rf_xstrdup("/");
 		c->nroutes = 1;
+		if (apply_defaults(p, route_keys, ARRAY_SIZE(route_keys), &c->routes[0]))
+			return -EINVAL;
 	}
 	/* insertion sort: stable, so equal lengths keep file order */
 	for (i = 1; i < c->nroutes; i++) {

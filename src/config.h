@@ -69,10 +69,22 @@ struct rf_upstream_conf {
 	int line;                        /* where the section starts, for errors */
 };
 
+struct rf_rate {
+	uint32_t count;
+	uint32_t period_ms;
+};
+
+/* A [route] line: "/prefix = upstream [option=value ...]". */
 struct rf_route_conf {
 	char *prefix;           /* owned, starts with '/' */
 	uint32_t upstream;      /* index into rf_config.upstreams */
 	int line;
+	uint32_t cache;         /* 0 off, 1 on (with a [cache] section) */
+	uint32_t cache_ttl_ms;  /* lifetime without caching headers; 0 = [cache] default_ttl */
+	uint32_t ratelimit;     /* 0 off: no limit on this route */
+	struct rf_rate rate;    /* count 0 = the [ratelimit] rate */
+	uint32_t burst;         /* 0 = the rate's COUNT (or [ratelimit] burst) */
+	uint32_t rl_key;        /* 0 = [ratelimit] key, 1 = ip, 2 = ip+path */
 };
 
 /* [admin]: the operator API, served by the workers on its own listener. */
@@ -85,11 +97,6 @@ struct rf_admin_conf {
 };
 
 /* A rate written "100/60s": <count> tokens per <period_ms>. */
-struct rf_rate {
-	uint32_t count;
-	uint32_t period_ms;
-};
-
 enum rf_rl_key {
 	RF_RL_KEY_IP = 0,                /* client address */
 	RF_RL_KEY_IP_PATH,               /* client address + request path */

@@ -326,8 +326,10 @@ static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_
 	struct chunk *ck;
 	int n, keep;
 
-	rl_request_from_http(&rq, w->rt->rl, NULL, req, &c->peer_addr.sa);
-	rl_admit(w->rt->rl, (unsigned)w->id, NULL, &rq, w->now_us, &res);
+	const struct rl_route *limit = route_limit(w->rt, c->route);
+
+	rl_request_from_http(&rq, w->rt->rl, limit, req, &c->peer_addr.sa);
+	rl_admit(w->rt->rl, (unsigned)w->id, limit, &rq, w->now_us, &res);
 	c->rl_headers = res.headers;
 	c->rlv = res.v;
 	if (!res.status)
@@ -649,7 +651,8 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 	/* the request keeps the runtime it was routed on until it ends */
 	c->rt = w->rt;
 	w->rt_inflight++;
-	c->up = route_lookup(w->rt, req->target, req->target_len);
+	c->route = route_find(w->rt, req->target, req->target_len);
+	c->up = c->route ? &w->rt->ups[c->route->upstream] : NULL;
 	if (!c->up) {
 		headacc_finish(w, &c->acc, &c->s.in, head_len);
 		conn_fail(c, 404);

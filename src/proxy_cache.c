@@ -39,6 +39,14 @@ static const char *const outcome_names[] = {
 	[CACHE_OUT_REVALIDATED] = "REVALIDATED", [CACHE_OUT_BYPASS] = "BYPASS",
 };
 
+/* Lifetime for responses without caching headers: the route's, else
+ * [cache] default_ttl (0 = only explicit freshness is stored). */
+static int64_t route_ttl(const struct conn *c)
+{
+	return c->route->cache_ttl_ms ? c->route->cache_ttl_ms :
+					c->s.w->cfg->cache.default_ttl_ms;
+}
+
 static struct pcache_req *pc_new(const char *key, size_t klen, const char *head,
 				 uint32_t head_len)
 {
@@ -69,6 +77,8 @@ int pcache_request(struct conn *c, const struct http_req *req, const char *head,
 	int klen, f;
 
 	*outcome = CACHE_OUT_BYPASS;
+	if (!c->route->cache)
+		return PCACHE_FORWARD;          /* cache=off: no X-Cache-Status either */
 	cache_policy_request(req, &ri);
 	/* An authenticated request may see content meant for it alone: it
 	 * neither gets nor leaves a shared copy (as Varnish does). */
@@ -223,12 +233,14 @@ int pcache_response_head(struct conn *c, const struct http_resp *resp,
 	char *heads;
 	int n;
 
+	if (!c->route->cache)
+		return 0;
 	n = snprintf(out, cap, "X-Cache-Status: %s\r\n",
 		     outcome_names[pc && !pc->invalidate ? CACHE_OUT_MISS : CACHE_OUT_BYPASS]);
 	if (!pc || pc->invalidate)
 		return n;
 	pc->response_ms = cache_now_ms();
-	pconf.default_ttl_ms = c->s.w->cfg->cache.default_ttl_ms;
+	pconf.default_ttl_ms = route_ttl(c);
 	if (pc->ri.head || cache_policy_response(&pc->ri, resp, pc->request_ms,
 						 pc->response_ms, &pconf, &si) != CACHE_STORE_OK)
 		return n;
@@ -287,7 +299,7 @@ void pcache_response_done(struct conn *c)
 	    http_parse_response(pc->heads + pc->req_len, pc->resp_len, 0, &w->resp_limits,
 				w->resp) <= 0)
 		return;
-	pconf.default_ttl_ms = w->cfg->cache.default_ttl_ms;
+	pconf.default_ttl_ms = route_ttl(c);
 	if (cache_policy_response(&pc->ri, w->resp, pc->request_ms, pc->response_ms,
 				  &pconf, &si) != CACHE_STORE_OK)
 		return;

@@ -9,6 +9,8 @@
 #include "log.h"
 #include "upstream.h"
 
+static void route_limits_init(struct runtime *rt);
+
 int runtime_init(struct runtime *rt, struct rf_config *cfg)
 {
 	uint32_t i, j, n = 0;
@@ -22,10 +24,13 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 	/* servers are cache-line aligned (see struct server): calloc is not */
 	bytes = (n ? n : 1) * sizeof(*rt->servers);
 	rt->servers = aligned_alloc(_Alignof(struct server), bytes);
-	if (!rt->ups || !rt->servers) {
+	rt->route_rl = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*rt->route_rl));
+	rt->route_own_rl = calloc(cfg->nroutes ? cfg->nroutes : 1, 1);
+	if (!rt->ups || !rt->servers || !rt->route_rl || !rt->route_own_rl) {
 		runtime_free(rt);
 		return -ENOMEM;
 	}
+	route_limits_init(rt);
 	memset(rt->servers, 0, bytes);
 	rt->nservers = n;
 	n = 0;
@@ -97,6 +102,8 @@ void runtime_unref(struct runtime *rt)
 
 void runtime_free(struct runtime *rt)
 {
+	rf_free(&rt->route_rl);
+	rf_free(&rt->route_own_rl);
 	rf_free(&rt->ups);
 	rf_free(&rt->servers);
 	if (rt->cfg)
@@ -104,8 +111,8 @@ void runtime_free(struct runtime *rt)
 	rt->cfg = NULL;
 }
 
-struct upstream *route_lookup(const struct runtime *rt, const char *path,
-			      uint32_t len)
+const struct rf_route_conf *route_find(const struct runtime *rt, const char *path,
+				       uint32_t len)
 {
 	const struct rf_config *cfg = rt->cfg;
 	uint32_t i;
@@ -116,9 +123,53 @@ struct upstream *route_lookup(const struct runtime *rt, const char *path,
 		size_t plen = strlen(r->prefix);
 
 		if (plen <= len && memcmp(path, r->prefix, plen) == 0)
-			return &rt->ups[r->upstream];
+			return r;
 	}
 	return NULL;
+}
+
+struct upstream *route_lookup(const struct runtime *rt, const char *path,
+			      uint32_t len)
+{
+	const struct rf_route_conf *r = route_find(rt, path, len);
+
+	return r ? &rt->ups[r->upstream] : NULL;
+}
+
+const struct rl_route *route_limit(const struct runtime *rt,
+				   const struct rf_route_conf *route)
+{
+	size_t i = (size_t)(route - rt->cfg->routes);
+
+	return rt->route_own_rl[i] ? &rt->route_rl[i] : NULL;
+}
+
+/* A route with ratelimit=off, or its own rate, burst or key, gets its own
+ * limit; the others share [ratelimit]'s buckets. */
+static void route_limits_init(struct runtime *rt)
+{
+	const struct rf_ratelimit_conf *g = &rt->cfg->ratelimit;
+	uint32_t i;
+
+	for (i = 0; i < rt->cfg->nroutes; i++) {
+		const struct rf_route_conf *r = &rt->cfg->routes[i];
+		const struct rf_rate *rate = r->rate.count ? &r->rate : &g->rate;
+		uint32_t burst = r->burst ? r->burst : r->rate.count ? 0 : g->burst;
+		enum rl_key_kind kind = r->rl_key == 1 ? RL_KEY_IP :
+			r->rl_key == 2 ? RL_KEY_IP_PATH : (enum rl_key_kind)g->key;
+
+		if (!r->ratelimit) {
+			rl_route_off(&rt->route_rl[i]);
+			rt->route_own_rl[i] = 1;
+		} else if (r->rate.count || r->burst || r->rl_key) {
+			rt->route_own_rl[i] = rl_route_custom(&rt->route_rl[i], kind,
+				kind == RL_KEY_HEADER ? g->key_header : NULL, rate->count,
+				(uint64_t)rate->period_ms * 1000, burst, 0) == 0;
+			if (!rt->route_own_rl[i])
+				log_warn("msg=\"route limit invalid, the [ratelimit] one applies\" route=%s",
+					 r->prefix);
+		}
+	}
 }
 
 /* ---- compatibility wrappers (see upstream.h) ---- */

@@ -54,6 +54,8 @@ struct runtime {
 	struct server *servers;         /* owned (aligned_alloc), all servers */
 	uint32_t nservers;
 	struct rl *rl;                  /* the process's rate limiter: outlives reloads */
+	struct rl_route *route_rl;      /* owned: per route, used where route_own_rl[i] */
+	uint8_t *route_own_rl;          /* owned: 1 = the route has its own limit (or none) */
 	_Atomic uint32_t refs;          /* main's current ref + each worker + old users */
 	uint32_t generation;            /* 1 for the first config, +1 per reload */
 };
@@ -78,6 +80,14 @@ void runtime_free(struct runtime *rt);
 /* The upstream serving <path>, or NULL when no route matches. */
 struct upstream *route_lookup(const struct runtime *rt, const char *path,
 			      uint32_t len);
+
+/* The route serving <path> (longest prefix), or NULL. */
+const struct rf_route_conf *route_find(const struct runtime *rt, const char *path,
+				       uint32_t len);
+
+/* The rate limit of <route>: its own, or NULL for the [ratelimit] one. */
+const struct rl_route *route_limit(const struct runtime *rt,
+				   const struct rf_route_conf *route);
 
 /* Per-worker selection state for one upstream: never shared, so it needs no
  * atomics. A zeroed struct is valid (worker.c callocs an array of them);

@@ -176,6 +176,7 @@ struct conn {
 	struct body req_body;           /* request body still to forward */
 	struct link *link;              /* backend carrying the current request */
 	struct runtime *rt;             /* runtime the current request started on */
+	const struct rf_route_conf *route;  /* its route (in rt's config) */
 	struct pcache_req *pc;          /* owned: the cache's view of the request */
 	struct upstream *up;
 	struct server *srv;             /* server of the attempt in progress, or NULL */

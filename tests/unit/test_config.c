@@ -570,7 +570,7 @@ static void test_routes(void)
 	FAIL(UP "[route]\napi = app\n", "t.ini:4: route prefix 'api' must start with '/'");
 	FAIL(UP "[route]\n/api =\n", "t.ini:4: route '/api' needs an upstream name");
 	FAIL(UP "[route]\n/api = app other\n",
-	     "t.ini:4: route '/api' takes one upstream name, not 'app other'");
+	     "t.ini:4: route option 'other' is not name=value");
 	FAIL(UP "[route]\n/a b = app\n",
 	     "t.ini:4: route prefix '/a b' contains spaces or control characters");
 	FAIL(UP "[upstream b]\nservers = 127.0.0.1:2\n",
