@@ -227,6 +227,12 @@ void conn_fail(struct conn *c, int status)
 		conn_abort(c);
 		return;
 	}
+	/* stale-if-error: a stored copy beats an error page */
+	if (c->pc && (status == 502 || status == 503 || status == 504) &&
+	    pcache_serve_stale(c) == 0) {
+		conn_response_done(c);
+		return;
+	}
 	STAT_ADD(w->stats.errors, 1);
 	c->status = (uint16_t)status;
 	/* Only errors about a well-framed request whose body is fully read

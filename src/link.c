@@ -298,9 +298,19 @@ static int link_read_head(struct link *l)
 		sock_flush(&c->s);
 		return 0;
 	}
-	link_frame_response(l, resp);
 	if (resp->status == 429 || resp->status == 503)
 		link_honour_retry_after(l, resp);
+	/* stale-if-error covers a 5xx answer too: the stale copy goes out and
+	 * the unread error body goes with the link */
+	if (resp->status >= 500 && c->pc && !c->head_sent) {
+		conn_attempt_done(c, BAL_5XX);
+		if (pcache_serve_stale(c) == 0) {
+			link_close(l);
+			conn_response_done(c);
+			return -1;
+		}
+	}
+	link_frame_response(l, resp);
 	ck = chunk_get(w);
 	if (!ck) {
 		link_close(l);

@@ -26,6 +26,7 @@ struct pcache_req {
 	uint8_t fill_lead;      /* this request fetches for the waiting others */
 	uint64_t fill_tok;      /* coalescing token (lead or waited on) */
 	int64_t grace_until;    /* waiter: stop looking for the lead's entry */
+	const struct cache_entry *stale;        /* held: a stale copy for stale-if-error */
 	uint16_t klen;
 	uint32_t req_len;       /* request head copy, at the start of heads */
 	uint32_t resp_len;      /* response head copy, after it */
@@ -112,6 +113,11 @@ int pcache_request(struct conn *c, const struct http_req *req, const char *head,
 		return PCACHE_FORWARD;
 	c->pc->ri = ri;
 	c->pc->request_ms = now;
+	/* a stale copy is refetched; it may still answer if the backend fails */
+	if (e && cache_policy_stale_if_error(cache_entry_http(e), &ri, now)) {
+		cache_entry_hold(e);
+		c->pc->stale = e;
+	}
 	/* Coalescing: the first miss of a key fetches it, the others wait
 	 * for its response instead of going to the backend too. */
 	if (w->cfg->cache.coalesce && req->content_length <= 0 &&
@@ -315,12 +321,28 @@ void pcache_response_done(struct conn *c)
 	}
 }
 
+int pcache_serve_stale(struct conn *c)
+{
+	struct pcache_req *pc = c->pc;
+	const struct cache_entry *e;
+
+	if (!pc || !pc->stale ||
+	    !cache_policy_stale_if_error(cache_entry_http(pc->stale), &pc->ri, cache_now_ms()))
+		return -ENOENT;
+	e = pc->stale;
+	pc->stale = NULL;
+	pc->collecting = 0;
+	return pcache_send_hit(c, e, CACHE_OUT_STALE);
+}
+
 void pcache_release(struct conn *c)
 {
 	struct pcache_req *pc = c->pc;
 
 	if (!pc)
 		return;
+	if (pc->stale)
+		cache_entry_release(pc->stale);
 	pc_fill_done(pc);
 	ob_free(&pc->body);
 	free(pc->heads);

@@ -57,6 +57,11 @@ void pcache_body(void *arg, const char *p, uint32_t n);
 /* The whole response was relayed: store what was collected. */
 void pcache_response_done(struct conn *c);
 
+/* The backend failed (connect error, timeout, 5xx): answer with the stale
+ * copy when stale-if-error allows it. Returns 0 when queued, -ENOENT when
+ * there is none to serve, -ENOMEM. */
+int pcache_serve_stale(struct conn *c);
+
 /* Drop the request's cache state (request finished or connection closed). */
 void pcache_release(struct conn *c);
 

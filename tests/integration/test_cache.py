@@ -16,6 +16,8 @@ HEADERS = {
     b"/cookie": b"Cache-Control: max-age=60\r\nSet-Cookie: a=b\r\n",
     b"/vary": b"Cache-Control: max-age=60\r\nVary: Accept-Language\r\n",
     b"/plain": b"",
+    b"/sie": b"Cache-Control: max-age=1, stale-if-error=60\r\n",
+    b"/expire": b"Cache-Control: max-age=1\r\n",
 }
 
 
@@ -191,4 +193,25 @@ def test_concurrent_misses_coalesce():
     check(len(results) == 50 and all(s == 200 for s, _ in results), results[:3])
     check(len({body for _, body in results}) == 1, "clients got different copies: %s" % sorted({body for _, body in results})[:4])
     check(b.count.get(b"/fresh") == 1, "backend fetched %s times" % b.count.get(b"/fresh"))
+    rf.stop()
+
+
+def test_stale_if_error_when_backend_fails():
+    rf, b, _ = stack()
+    c = Conn(rf.port)
+    first = get(c, "/sie")
+    get(c, "/expire")
+    check(first.header("X-Cache-Status") == "MISS", first.headers)
+    c.close()
+    import time as _t
+    _t.sleep(1.3)               # both are stale now
+    b.raw.close()               # and the backend is gone
+    c = Conn(rf.port)
+    r = get(c, "/sie")
+    check(r.status == 200 and r.header("X-Cache-Status") == "STALE", r)
+    check(r.body == first.body, (r.body, first.body))
+    # without stale-if-error the failure shows
+    r = get(c, "/expire")
+    check(r.status in (502, 503), r)
+    c.close()
     rf.stop()
