@@ -57,6 +57,8 @@ help:
 	@echo 'make run           start the demo stack: two demo backends + ringfront on :8080'
 	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize)'
 	@echo 'make bench         side-by-side benchmark against HAProxy and nginx'
+	@echo 'make fuzz          libFuzzer targets under ASan+UBSan, FUZZ_TIME s each (60)'
+	@echo 'make soak          mixed traffic against the ASan build for SOAK_TIME s (600)'
 	@echo 'make clean         remove build outputs'
 	@echo 'make install       install binary, man pages, unit, example config (PREFIX=/usr/local DESTDIR=)'
 	@echo 'make uninstall     remove what make install installed (an edited config stays)'
@@ -121,6 +123,22 @@ test-unit: $(UNIT_BINS)
 
 bench: all
 	$(Q)bench/wrk/run.sh $(BENCH_ARGS)
+
+# Fuzzing and the soak test (tests/README.md). `make fuzz` builds the
+# libFuzzer targets of tests/fuzz/ with clang into build/fuzz/ and runs each
+# for FUZZ_TIME seconds (FUZZ_TARGETS to pick some); crash inputs go to
+# tests/fuzz/crashes/. `make soak` runs tests/soak/soak.sh for SOAK_TIME s.
+FUZZ_TIME ?= 60
+SOAK_TIME ?= 600
+.PHONY: fuzz soak
+fuzz:
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+soak:
+	$(Q)SOAK_TIME=$(SOAK_TIME) tests/soak/soak.sh
+
+# test_fuzz_corpus #includes the fuzz targets: rebuild it when they change
+$(OUT)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 
 clean:
 	rm -rf build ringfront

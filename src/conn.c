@@ -12,6 +12,7 @@
 #include "http_rewrite.h"
 #include "proxy_cache.h"
 #include "cache.h"
+#include "metrics.h"
 #include "resp.h"
 #include "worker.h"
 
@@ -99,13 +100,23 @@ static void conn_rt_release(struct conn *c)
  * balancer and the server's health exactly once. */
 void conn_attempt_done(struct conn *c, int outcome)
 {
-	uint64_t now = c->s.w->wheel.now;
+	struct worker *w = c->s.w;
+	uint32_t latency_us;
 
 	if (!c->srv)
 		return;
-	balance_on_done(c->srv, (uint32_t)RF_MIN((now - c->attempt_ms) * 1000, UINT32_MAX),
-			outcome, now);
+	latency_us = (uint32_t)RF_MIN(w->now_us - c->attempt_us, UINT32_MAX);
+	balance_on_done(c->srv, latency_us, outcome, w->wheel.now);
+	metrics_observe(c->srv, latency_us, outcome);
 	c->srv = NULL;
+}
+
+/* Admin /events: the head is queued; an event follows every interval. */
+void conn_start_events(struct conn *c)
+{
+	conn_set_state(c, CONN_ST_EVENTS);
+	sock_flush(&c->s);
+	timer_set(&c->s.w->wheel, &c->s.timer, ADMIN_SSE_INTERVAL_MS);
 }
 
 static void conn_close(struct conn *c)
@@ -304,7 +315,7 @@ static void conn_connect_backend(struct conn *c)
 		c->attempts++;
 		balance_on_start(srv);
 		c->srv = srv;
-		c->attempt_ms = w->wheel.now;
+		c->attempt_us = w->now_us;
 		ret = link_acquire(c, srv, &l);
 		if (ret == 0) {
 			if (l->state == LINK_ST_BUSY)
@@ -775,6 +786,11 @@ void conn_process(struct conn *c)
 	case CONN_ST_WAIT_FILL:
 		conn_cache_resume(c);
 		break;
+	case CONN_ST_EVENTS:
+		segq_clear(w, &c->s.in);
+		if (c->s.eof)
+			conn_close(c);
+		break;
 	case CONN_ST_STREAM:
 		if (c->kind == LISTEN_RESP)
 			conn_process_resp(c);
@@ -955,6 +971,12 @@ static void conn_on_timer(struct timer *t)
 	case CONN_ST_WAIT_FILL:
 		conn_process(c);
 		break;
+	case CONN_ST_EVENTS:
+		if (c->s.w->stopping || admin_sse_push(c) == -ENOMEM)
+			conn_close(c);
+		else
+			timer_set(&c->s.w->wheel, &c->s.timer, ADMIN_SSE_INTERVAL_MS);
+		break;
 	case CONN_ST_NEW:
 	case CONN_ST_IDLE:
 	case CONN_ST_STREAM:
@@ -974,7 +996,8 @@ void conn_shutdown_idle(struct worker *w)
 
 	for (c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_ST_NEW || c->state == CONN_ST_IDLE)
+		if (c->state == CONN_ST_NEW || c->state == CONN_ST_IDLE ||
+		    c->state == CONN_ST_EVENTS)
 			conn_close(c);
 		else
 			c->keepalive = 0;

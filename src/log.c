@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "common.h"
 #include "log.h"
+#include "logring.h"
 
 int rf_log_level = LOG_INFO;
 int rf_access_log_fd = -1;
@@ -73,6 +74,7 @@ static void log_vwrite(int level, const char *fmt, va_list ap)
 	if (m < 0)
 		m = 0;
 	n += RF_MIN((size_t)m, sizeof(line) - n - 2);
+	logring_push(level, line, (size_t)n);       /* for GET /logs and the dashboard */
 	line[n++] = '\n';
 	if (write(log_fd, line, n) < 0) {
 		/* nowhere left to report a failing log */

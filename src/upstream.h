@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include "config.h"
+#include "metrics.h"
 #include "rl_clients.h"
 
 struct upstream;
@@ -35,6 +36,9 @@ struct server {
 	_Atomic uint32_t active;        /* requests in flight, all workers */
 	_Atomic uint64_t lat;           /* EWMA response time in us << 32 | last sample ms */
 	_Atomic uint64_t win;           /* recent outcome window, see balance.c */
+
+	/* Totals by outcome and the response-time histogram (metrics.c). */
+	struct server_metrics m;
 };
 
 struct upstream {

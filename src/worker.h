@@ -116,6 +116,7 @@ enum conn_state {
 	CONN_ST_PROXY,          /* request forwarded / response being relayed */
 	CONN_ST_TUNNEL,         /* upgraded: bytes relayed both ways */
 	CONN_ST_STREAM,         /* a line/command protocol: bytes in, replies out */
+	CONN_ST_EVENTS,         /* admin /events: a server-sent event every second */
 	CONN_ST_LINGER,         /* final response sent, draining input before close */
 	CONN_ST_CLOSED,         /* close submitted, waiting for the last CQEs */
 };
@@ -180,7 +181,7 @@ struct conn {
 	struct pcache_req *pc;          /* owned: the cache's view of the request */
 	struct upstream *up;
 	struct server *srv;             /* server of the attempt in progress, or NULL */
-	uint64_t attempt_ms;            /* when that attempt started */
+	uint64_t attempt_us;            /* when that attempt started */
 	uint64_t client_hash;           /* of the client address, for ip_hash */
 	struct chunk *bhead;            /* backend request head, kept for a retry */
 	uint32_t bhead_len;
@@ -372,6 +373,7 @@ void conn_attempt_done(struct conn *c, int outcome);
 void conn_shutdown_idle(struct worker *w);
 void conn_close_all(struct worker *w);
 void conn_resume_blocked(struct worker *w);
+void conn_start_events(struct conn *c);
 
 /* link.c */
 int link_acquire(struct conn *c, struct server *srv, struct link **out);
