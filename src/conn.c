@@ -725,10 +725,7 @@ static void conn_client_eof(struct conn *c)
 
 	if (c->state == CONN_ST_TUNNEL) {
 		if (l && !l->wr_shut && !c->s.in.head && !l->s.out.head && !l->s.sending) {
-			struct io_uring_sqe *sqe = worker_sqe(c->s.w);
-
-			io_uring_prep_shutdown(sqe, l->s.fd, SHUT_WR);
-			io_uring_sqe_set_data64(sqe, OP_IGNORE);
+			shutdown(l->s.fd, SHUT_WR);     /* direct: see conn_on_sent() */
 			l->wr_shut = 1;
 		}
 		return;
@@ -868,8 +865,6 @@ static void conn_request_finished(struct conn *c)
 
 void conn_on_sent(struct conn *c, int err)
 {
-	struct worker *w = c->s.w;
-
 	if (c->state == CONN_ST_CLOSED)
 		return;
 	if (err) {
@@ -884,15 +879,13 @@ void conn_on_sent(struct conn *c, int err)
 		return;
 	}
 	if (c->state == CONN_ST_LINGER) {
-		struct io_uring_sqe *sqe;
-
 		if (c->s.eof) {
 			conn_close(c);
 			return;
 		}
-		sqe = worker_sqe(w);
-		io_uring_prep_shutdown(sqe, c->s.fd, SHUT_WR);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		/* Direct, not through the ring: an uncounted shutdown SQE runs
+		 * later in io-wq and could hit a reused descriptor number. */
+		shutdown(c->s.fd, SHUT_WR);
 		return;
 	}
 	if (c->link && c->link->state == LINK_ST_BUSY) {
