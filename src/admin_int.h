@@ -122,6 +122,8 @@ void admin_write_live(struct worker *w, struct outbuf *o, unsigned nlogs);
 
 /* admin_ops.c */
 void admin_post_strategy(struct admin_ctx *x);
+void admin_post_reload(struct admin_ctx *x);
+void admin_post_cache_purge(struct admin_ctx *x);
 void admin_get_upstreams(struct admin_ctx *x);
 void admin_get_upstream(struct admin_ctx *x);
 void admin_get_server(struct admin_ctx *x);

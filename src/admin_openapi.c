@@ -67,6 +67,13 @@ static const char schemas[] =
 	  "\"strategy\":{\"type\":\"string\",\"description\":\"same as balance\"}}},"
 	"\"StrategyResult\":{\"type\":\"object\",\"properties\":{\"upstream\":" T_STR
 	  ",\"balance\":" REF("Strategy") ",\"previous\":" REF("Strategy") "}},"
+	"\"ReloadResult\":{\"type\":\"object\",\"properties\":{\"reloaded\":{\"type\":\"boolean\"},"
+	  "\"generation\":" T_INT "}},"
+	"\"PurgeRequest\":{\"type\":\"object\",\"properties\":{\"key\":{\"type\":\"string\","
+	  "\"description\":\"exact cache key, e.g. http://host:80/path\"},\"prefix\":" T_STR
+	  ",\"tag\":{\"type\":\"string\",\"description\":\"a Surrogate-Key or Cache-Tag value\"},"
+	  "\"all\":{\"type\":\"boolean\"}}},"
+	"\"PurgeResult\":{\"type\":\"object\",\"properties\":{\"purged\":" T_STR "}},"
 	"\"ServerChange\":{\"type\":\"object\",\"properties\":{\"weight\":{\"type\":\"integer\","
 	  "\"minimum\":1,\"maximum\":1000},\"drain\":{\"type\":\"boolean\",\"description\":"
 	  "\"true: no new requests (those in flight finish); false: back in rotation\"}}},"

@@ -7,6 +7,10 @@
 #include "common.h"
 #include "admin_int.h"
 #include "balance.h"
+#include "cache.h"
+#include "cache_policy.h"
+#include "proxy_cache.h"
+#include "reload.h"
 #include "health.h"
 #include "rl_clients.h"
 
@@ -618,4 +622,57 @@ void admin_post_block(struct admin_ctx *x)
 void admin_post_unblock(struct admin_ctx *x)
 {
 	set_block(x, 0);
+}
+
+/* POST /reload: the same as SIGHUP, but the caller learns the outcome. */
+void admin_post_reload(struct admin_ctx *x)
+{
+	char err[512];
+
+	if (reload_config(err, sizeof(err)) < 0) {
+		admin_error(x, 400, "%s", err);
+		return;
+	}
+	ob_printf(&x->out, "{\"reloaded\":true,\"generation\":%u}\n",
+		  atomic_load(&rf_runtime)->generation);
+}
+
+/* POST /cache/purge {"key"|"prefix"|"tag": "...", "all": true}: handed
+ * to every shard that may hold a match; applied by their workers. */
+void admin_post_cache_purge(struct admin_ctx *x)
+{
+	static const struct { const char *field; uint8_t type; } kinds[] = {
+		{ "key", CACHE_REQ_DEL }, { "prefix", CACHE_REQ_PURGE_PREFIX },
+		{ "tag", CACHE_REQ_PURGE_TAG },
+	};
+	char pat[CACHE_KEY_MAX];
+	size_t i;
+	int rc, all = 0;
+
+	if (!rf_cache) {
+		admin_error(x, 409, "there is no [cache] section");
+		return;
+	}
+	if (admin_body_object(x) < 0)
+		return;
+	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
+		rc = admin_field_str(x, kinds[i].field, pat, sizeof(pat));
+		if (rc < 0)
+			return;
+		if (rc) {
+			cache_purge(rf_cache, x->w->id, kinds[i].type, pat, strlen(pat),
+				    cache_now_ms());
+			ob_printf(&x->out, "{\"purged\":\"%s\"}\n", kinds[i].field);
+			return;
+		}
+	}
+	rc = admin_field_bool(x, "all", &all);
+	if (rc < 0)
+		return;
+	if (!rc || !all) {
+		admin_error(x, 400, "give one of 'key', 'prefix', 'tag', or \"all\": true");
+		return;
+	}
+	cache_purge(rf_cache, x->w->id, CACHE_REQ_FLUSH, "", 0, cache_now_ms());
+	ob_puts(&x->out, "{\"purged\":\"all\"}\n");
 }

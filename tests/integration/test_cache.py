@@ -215,3 +215,36 @@ def test_stale_if_error_when_backend_fails():
     check(r.status in (502, 503), r)
     c.close()
     rf.stop()
+
+
+def test_admin_purge():
+    import json as _json
+    b = CountingBackend()
+    aport = free_port()
+    rf = Ringfront(config([b.addr]) + "\n[cache]\nmemory = 8m\n[admin]\nlisten = 127.0.0.1:%d\n" % aport)
+    c = Conn(rf.port)
+    for path in ("/fresh", "/a/1", "/a/2"):
+        get(c, path)
+        check(get(c, path).header("X-Cache-Status") == "HIT")
+
+    def purge(body):
+        ac = Conn(aport)
+        ac.send(build_request("POST", "/cache/purge", body=_json.dumps(body)))
+        r = ac.read_response()
+        ac.close()
+        return r
+
+    r = purge({"key": "http://localhost:80/fresh"})
+    check(r.status == 200 and r.json() == {"purged": "key"}, r)
+    import time as _t
+    _t.sleep(0.1)               # the owning worker applies it
+    check(get(c, "/fresh").header("X-Cache-Status") == "MISS")
+    check(get(c, "/a/1").header("X-Cache-Status") == "HIT")
+    check(purge({"prefix": "http://localhost:80/a/"}).status == 200)
+    _t.sleep(0.1)
+    check(get(c, "/a/1").header("X-Cache-Status") == "MISS")
+    check(get(c, "/a/2").header("X-Cache-Status") == "MISS")
+    r = purge({"nothing": 1})
+    check(r.status == 400 and r.json()["code"] == 400, r)
+    c.close()
+    rf.stop()

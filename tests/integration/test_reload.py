@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from harness import (Backend, Conn, Ringfront, build_request, check, config,
+from harness import (Backend, Conn, Ringfront, build_request, check, config, free_port,
                      request, wait_until)
 
 
@@ -89,4 +89,21 @@ def test_reload_under_load_fails_nothing():
     check(done[0] > 100, done)
     # SIGHUPs that arrive while one reload runs merge into one signal
     check(rf.output().count("configuration reloaded") >= 2, rf.output()[-800:])
+    rf.stop()
+
+
+def test_admin_post_reload():
+    b1, b2 = Backend(), Backend()
+    aport = free_port()
+    admin = "\n[admin]\nlisten = 127.0.0.1:%d\n" % aport
+    ini = config([b1.addr]) + admin
+    rf = Ringfront(ini)
+    rewrite(rf, ini.replace(b1.addr, b2.addr))
+    r = request(aport, "POST", "/reload")
+    check(r.status == 200 and r.json()["reloaded"] is True, r)
+    check(wait_until(lambda: request(rf.port, "GET", "/users/1").header("X-Handled-By")
+                     == "app-server-%d" % b2.port, 3.0))
+    rewrite(rf, ini + "\n[upstream broken]\nservers = nope\n")
+    r = request(aport, "POST", "/reload")
+    check(r.status == 400 and (rf.ini + ":") in r.json()["message"], r)
     rf.stop()
