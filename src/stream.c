@@ -58,24 +58,35 @@ void seg_release(struct worker *w, struct seg *sg)
 	pool_put(&w->seg_pool, sg);
 }
 
+/* A segment taking over the caller's reference on its memory (a buffer,
+ * a chunk or a cache entry); without a node the reference is dropped. */
 static struct seg *seg_new(struct worker *w, const char *p, uint32_t len,
-			   int32_t bid, struct chunk *ck)
+			   int32_t bid, struct chunk *ck, const struct cache_entry *ent)
 {
 	struct seg *sg = pool_get_raw(&w->seg_pool);
 
-	if (!sg)
+	if (!sg) {
+		if (bid >= 0)
+			bufring_unref(&w->bufs, bid);
+		if (ck)
+			chunk_put(w, ck);
+		if (ent)
+			cache_entry_release(ent);
 		return NULL;
+	}
 	sg->next = NULL;
 	sg->p = p;
 	sg->len = len;
 	sg->bid = bid;
 	sg->ck = ck;
-	sg->ent = NULL;
+	sg->ent = ent;
 	return sg;
 }
 
-static void segq_append(struct segq *q, struct seg *sg)
+static int segq_append(struct segq *q, struct seg *sg)
 {
+	if (!sg)
+		return -ENOMEM;
 	if (q->tail)
 		q->tail->next = sg;
 	else
@@ -83,6 +94,7 @@ static void segq_append(struct segq *q, struct seg *sg)
 	q->tail = sg;
 	q->n++;
 	q->bytes += sg->len;
+	return 0;
 }
 
 /* Append bytes of a held cache entry; the reference moves to the segment.
@@ -90,15 +102,7 @@ static void segq_append(struct segq *q, struct seg *sg)
 int segq_push_entry(struct worker *w, struct segq *q, const char *p, uint32_t len,
 		    const struct cache_entry *e)
 {
-	struct seg *sg = seg_new(w, p, len, -1, NULL);
-
-	if (!sg) {
-		cache_entry_release(e);
-		return -ENOMEM;
-	}
-	sg->ent = e;
-	segq_append(q, sg);
-	return 0;
+	return segq_append(q, seg_new(w, p, len, -1, NULL, e));
 }
 
 /* Append a segment that takes over the caller's reference on its memory.
@@ -106,37 +110,16 @@ int segq_push_entry(struct worker *w, struct segq *q, const char *p, uint32_t le
 int segq_push(struct worker *w, struct segq *q, const char *p, uint32_t len,
 	      int32_t bid, struct chunk *ck)
 {
-	struct seg *sg = seg_new(w, p, len, bid, ck);
-
-	if (!sg) {
-		if (bid >= 0)
-			bufring_unref(&w->bufs, bid);
-		if (ck)
-			chunk_put(w, ck);
-		return -ENOMEM;
-	}
-	if (q->tail)
-		q->tail->next = sg;
-	else
-		q->head = sg;
-	q->tail = sg;
-	q->n++;
-	q->bytes += len;
-	return 0;
+	return segq_append(q, seg_new(w, p, len, bid, ck, NULL));
 }
 
 int segq_push_front(struct worker *w, struct segq *q, const char *p,
 		    uint32_t len, int32_t bid, struct chunk *ck)
 {
-	struct seg *sg = seg_new(w, p, len, bid, ck);
+	struct seg *sg = seg_new(w, p, len, bid, ck, NULL);
 
-	if (!sg) {
-		if (bid >= 0)
-			bufring_unref(&w->bufs, bid);
-		if (ck)
-			chunk_put(w, ck);
+	if (!sg)
 		return -ENOMEM;
-	}
 	sg->next = q->head;
 	q->head = sg;
 	if (!q->tail)
@@ -220,9 +203,8 @@ uint32_t segq_move(struct worker *w, struct segq *from, struct segq *to,
 			continue;
 		}
 		seg_add_ref(w, sg);
-		if (segq_push(w, to, sg->p, want, sg->bid, sg->ck) < 0)
+		if (segq_append(to, seg_new(w, sg->p, want, sg->bid, sg->ck, sg->ent)) < 0)
 			break;
-		to->tail->ent = sg->ent;
 		segq_consume(w, from, want);
 		moved += want;
 	}
@@ -479,8 +461,8 @@ int body_relay(struct worker *w, struct body *b, struct segq *in,
 			}
 			for (i = 0; i < nspans; i++) {
 				seg_add_ref(w, sg);
-				if (segq_push(w, out, sg->p + spans[i].off,
-					      spans[i].len, sg->bid, sg->ck) < 0)
+				if (segq_append(out, seg_new(w, sg->p + spans[i].off, spans[i].len,
+							     sg->bid, sg->ck, sg->ent)) < 0)
 					return -ENOMEM;
 			}
 			segq_consume(w, in, (uint32_t)used);

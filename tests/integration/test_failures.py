@@ -115,11 +115,19 @@ def test_slow_client_header_timeout():
 def test_max_connections():
     b = Backend()
     rf = Ringfront(config([b.addr], server="max_connections = 5"))
-    time.sleep(0.3)     # the harness's readiness probe must have closed
-    held = [Conn(rf.port) for _ in range(5)]
-    for c in held:
+    # the harness's readiness probe counts until ringfront sees it close
+    held = []
+    deadline = time.time() + 5
+    while len(held) < 5 and time.time() < deadline:
+        c = Conn(rf.port)
         c.send(build_request("GET", "/users/1"))
-        check(c.read_response().status == 200)
+        try:
+            check(c.read_response().status == 200)
+            held.append(c)
+        except EOFError:
+            c.close()
+            time.sleep(0.1)
+    check(len(held) == 5, "only %d connections served" % len(held))
     extra = Conn(rf.port)
     extra.send(build_request("GET", "/users/1"))
     check(extra.is_closed(wait=3.0), "connection beyond max_connections was served")
