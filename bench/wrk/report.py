@@ -34,7 +34,15 @@ BOUND_PCT = 90.0
 TIE = 0.15
 
 PEERS = ("haproxy", "nginx")
-TARGET_ORDER = ("ringfront", "haproxy", "nginx", "direct")
+TARGET_ORDER = ("ringfront", "ringfront-lt", "haproxy", "nginx", "direct")
+# ringfront's rows that get a ratio against the best peer. ringfront-lt is
+# ringfront with balance = least_time (slow scenario only).
+OURS = ("ringfront", "ringfront-lt")
+# Row labels in the scenarios that balance by load (unit "share").
+SHARE_LABELS = {"ringfront": "ringfront least_conn", "ringfront-lt": "ringfront least_time",
+                "haproxy": "haproxy leastconn", "nginx": "nginx least_conn"}
+# The 429 scenario is valid only if (almost) every response was a 429.
+MIN_429_SHARE = 0.99
 # Flags that mean other people's work shared the machine during the run: such
 # runs are left out of the medians when the target has clean runs as well.
 # (A speed drift alone is only reported: the core's speed flips between two
@@ -75,7 +83,7 @@ def parse_wrk(path):
            "transfer_Bps": None, "p50_us": None, "p75_us": None, "p90_us": None,
            "p99_us": None, "non2xx": 0, "err_connect": 0, "err_read": 0,
            "err_write": 0, "err_timeout": 0, "wrk_rc": None, "wrk_cpu_s": None,
-           "wrk_error": None}
+           "wrk_error": None, "statuses": None}
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
@@ -106,6 +114,10 @@ def parse_wrk(path):
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if m:
         out["non2xx"] = int(m.group(1))
+    # bench/wrk/status.lua's exact count per status
+    m = re.search(r"^Status counts:(.*)$", text, re.M)
+    if m:
+        out["statuses"] = dict((k, int(v)) for k, v in re.findall(r"(\d+)=(\d+)", m.group(1)))
     if out["requests"] is None:
         first = [l for l in text.splitlines() if l.strip()]
         out["wrk_error"] = (first[-1] if first else "no output")[:200]
@@ -166,8 +178,20 @@ def derive(raw):
     r["proxy_cpu_pct"] = 100.0 * proxy_s / window if window > 0 else None
     r["mibps"] = w["transfer_Bps"] / 1024.0 ** 2 if w["transfer_Bps"] else None
     r["rss_mb"] = float(raw.get("rss_kb", 0)) / 1024.0
-    r["errors"] = (w["non2xx"] + w["err_connect"] + w["err_read"] + w["err_write"]
-                   + w["err_timeout"])
+    opts = raw.get("unit", "").split(",")
+    sockerr = w["err_connect"] + w["err_read"] + w["err_write"] + w["err_timeout"]
+    st = w["statuses"]
+    r["n2xx"] = r["n429"] = r["share_429"] = None
+    if st is not None:
+        # Exact counts: the statuses that are not the expected ones are the
+        # errors (in the 429 scenario, 429 is expected).
+        ok = lambda c: 200 <= int(c) < 400 or ("429" in opts and int(c) == 429)  # noqa: E731
+        r["errors"] = sockerr + sum(n for c, n in st.items() if not ok(c))
+        r["n2xx"] = sum(n for c, n in st.items() if 200 <= int(c) < 300)
+        r["n429"] = st.get("429", 0)
+        r["share_429"] = float(r["n429"]) / req if req else None
+    else:
+        r["errors"] = w["non2xx"] + sockerr
 
     # Machine load: everything the CPUs did minus what our own trees did
     # (the proxy, the backends, wrk, and the speed reference's sampler).
@@ -203,17 +227,22 @@ def derive(raw):
 
     # Backend side: stub_status counters before/after (each status request
     # counts itself once, hence the -1s).
+    # The demo backend (slow scenario) does not count its /__stats requests.
     be_req = []
     be_conn = []
     for b in ("1", "2"):
+        self_count = 0 if raw.get("be%s_kind" % b) == "demo" else 1
         try:
-            be_req.append(int(raw["be%s_req1" % b]) - int(raw["be%s_req0" % b]) - 1)
+            be_req.append(int(raw["be%s_req1" % b]) - int(raw["be%s_req0" % b]) - self_count)
             be_conn.append(int(raw["be%s_acc1" % b]) - int(raw["be%s_acc0" % b]) - 1)
         except (KeyError, ValueError):
             be_req.append(None)
             be_conn.append(None)
     r["be_req"] = be_req
     r["be_conn"] = be_conn
+    r["slow_share"] = None
+    if "share" in opts and None not in be_req and sum(be_req) > 0:
+        r["slow_share"] = be_req[1] / float(sum(be_req))
 
     ref0, ref1 = float(raw.get("ref0") or 0), float(raw.get("ref1") or 0)
     r["ref_before_us"], r["ref_after_us"] = ref0, ref1
@@ -250,13 +279,22 @@ def derive(raw):
                                                                 r["cpu1_foreign_pct"]))
     if r["errors"]:
         flags.append("errors %d" % r["errors"])
+    if "429" in opts:
+        if r["share_429"] is None:
+            flags.append("no status counts (status.lua)")
+        elif r["share_429"] < MIN_429_SHARE:
+            flags.append("only %.1f%% 429s" % (100 * r["share_429"]))
     if req and None not in be_req and raw["target"] != "direct":
         # The run ends with requests in flight that the backend answered but
-        # wrk never counted: up to conns x pipeline depth.
-        slack = int(raw.get("conns", 64)) * int(raw.get("depth", 1)) + 0.01 * req
-        if abs(sum(be_req) - req) > slack:
-            flags.append("backends saw %d requests, wrk %d" % (sum(be_req), req))
-        elif sum(be_req) > 1000:
+        # wrk never counted: up to conns x pipeline depth. In the 429
+        # scenario only the admitted requests (2xx) may reach a backend.
+        expect = req
+        if "429" in opts and r["n2xx"] is not None:
+            expect = r["n2xx"]
+        slack = int(raw.get("conns", 64)) * int(raw.get("depth", 1)) + 0.01 * expect
+        if abs(sum(be_req) - expect) > slack:
+            flags.append("backends saw %d requests, expected %d" % (sum(be_req), expect))
+        elif sum(be_req) > 1000 and "share" not in opts:
             share = be_req[0] / float(sum(be_req))
             if abs(share - 0.5) > 0.05:
                 flags.append("round-robin share %.0f/%.0f" % (100 * share, 100 - 100 * share))
@@ -313,6 +351,10 @@ def one_line(r):
     s += "  p50 %s ms  p99 %s ms  %s µs/req  CPU %s%%  RSS %s MB  ref %s" % (
         fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]), fmt_f(r["cpu_us_req"]),
         fmt_f(r["proxy_cpu_pct"], 0), fmt_f(r["rss_mb"]), fmt_ref(r))
+    if r.get("share_429") is not None:
+        s += "  429s %.2f%%" % (100 * r["share_429"])
+    if r.get("slow_share") is not None:
+        s += "  slow backend %.2f%%" % (100 * r["slow_share"])
     if r["flags"]:
         s += "  [" + "; ".join(r["flags"]) + "]"
     return s
@@ -425,11 +467,19 @@ def cmd_report(argv):
             continue
         w("`%s`" % wrkcmd)
         w("")
+        here = list(targets)
+        if "share" in opts and "ringfront" in here:
+            here.insert(here.index("ringfront") + 1, "ringfront-lt")
         cols = ["target", "req/s"]
         if "mbps" in opts:
             cols.append("MiB/s")
-        cols += ["p50 ms", "p99 ms", "CPU µs/req", "CPU %", "RSS MB", "errors", "ref µs",
-                 "ringfront ÷ best peer", "limited by", "notes"]
+        cols += ["p50 ms", "p99 ms", "CPU µs/req", "CPU %", "RSS MB", "errors", "ref µs"]
+        if "429" in opts:
+            cols += ["429 share", "backend req"]
+        if "share" in opts:
+            cols += ["slow backend share", "p99 ÷ best peer"]
+        cols += ["CPU ÷ best peer" if "share" in opts else "ringfront ÷ best peer",
+                 "limited by", "notes"]
         w("| " + " | ".join(cols) + " |")
         w("|" + "|".join(["---"] + ["--:"] * (len(cols) - 4) + ["---", "---", "---"]) + "|")
         sr = [r for r in runs if r["scenario"] == name]
@@ -440,29 +490,45 @@ def cmd_report(argv):
         for t, rs in all_t.items():
             clean = [r for r in rs if not noisy(r)]
             by_t[t] = clean or rs
-        medcpu = {t: med([r["cpu_us_req"] for r in by_t.get(t, [])]) for t in targets}
-        # Per-repeat ratio against the best peer of that same repeat: the
-        # pairs ran seconds apart, so they share most of the machine's noise.
-        # A repeat counts only if ringfront and every peer that ran have a
-        # (clean) run in it; otherwise fall back to the ratio of the medians.
-        ratios = []
         peers = [t for t in PEERS if all_t.get(t)]
-        for rep in sorted({r["rep"] for r in sr}):
-            rf = [r["cpu_us_req"] for r in by_t.get("ringfront", []) if r["rep"] == rep]
-            pe = [r["cpu_us_req"] for t in peers for r in by_t.get(t, []) if r["rep"] == rep]
-            if rf and rf[0] and peers and len(pe) == len(peers) and all(pe):
-                ratios.append(rf[0] / min(pe))
-        if not ratios and medcpu.get("ringfront") and peers and all(medcpu.get(t) for t in peers):
-            ratios.append(medcpu["ringfront"] / min(medcpu[t] for t in peers))
-        for t in sorted(targets, key=lambda x: TARGET_ORDER.index(x) if x in TARGET_ORDER else 9):
+
+        def ratios_of(ours, key):
+            """Per-repeat ratio of <ours>'s figure <key> to the best peer's of
+            that same repeat: the pairs ran seconds apart, so they share most
+            of the machine's noise. A repeat counts only if <ours> and every
+            peer that ran have a (clean) run in it; otherwise fall back to
+            the ratio of the medians."""
+            out = []
+            for rep in sorted({r["rep"] for r in sr}):
+                rf = [r[key] for r in by_t.get(ours, []) if r["rep"] == rep]
+                pe = [r[key] for t in peers for r in by_t.get(t, []) if r["rep"] == rep]
+                if rf and rf[0] and peers and len(pe) == len(peers) and all(pe):
+                    out.append(rf[0] / min(pe))
+            mo = med([r[key] for r in by_t.get(ours, [])])
+            mp = [med([r[key] for r in by_t.get(t, [])]) for t in peers]
+            if not out and mo and peers and all(mp):
+                out.append(mo / min(mp))
+            return out
+
+        def ratio_cell(rs_, judge=True):
+            if not rs_:
+                return "—"
+            mr = statistics.median(rs_)
+            cell = "**%.2f**" % mr + (" " + verdict(mr) if judge else "")
+            if len(rs_) > 1:
+                cell += " (%.2f–%.2f)" % (min(rs_), max(rs_))
+            return cell
+
+        for t in sorted(here, key=lambda x: TARGET_ORDER.index(x) if x in TARGET_ORDER else 9):
             rs = by_t.get(t, [])
             everyrun = all_t.get(t, [])
             why = [s[2] for s in skips if s[0] == t and s[1] in (name, "*")]
+            label = SHARE_LABELS.get(t, t) if "share" in opts else t
             if not rs:
                 reason = why[0] if why else "no run"
-                w("| %s | " % t + " | ".join(["—"] * (len(cols) - 2)) + " | skipped: %s |" % reason)
+                w("| %s | " % label + " | ".join(["—"] * (len(cols) - 2)) + " | skipped: %s |" % reason)
                 continue
-            cells = [t if t != "direct" else "direct (backend)", fmt_int(med([r["rps"] for r in rs]))]
+            cells = [label if t != "direct" else "direct (backend)", fmt_int(med([r["rps"] for r in rs]))]
             if "mbps" in opts:
                 cells.append(fmt_f(med([r["mibps"] for r in rs])))
             if "nolat" in opts:
@@ -470,17 +536,21 @@ def cmd_report(argv):
             else:
                 cells += [fmt_ms(med([r["p50_us"] for r in rs])), fmt_ms(med([r["p99_us"] for r in rs]))]
             cells += [
-                      fmt_f(medcpu.get(t)), fmt_f(med([r["proxy_cpu_pct"] for r in rs]), 0),
+                      fmt_f(med([r["cpu_us_req"] for r in rs])),
+                      fmt_f(med([r["proxy_cpu_pct"] for r in rs]), 0),
                       fmt_f(med([r["rss_mb"] for r in rs])), fmt_int(sum(r["errors"] for r in everyrun)),
                       fmt_int(med([r.get("ref_during_us") for r in rs]))]
-            if t == "ringfront" and ratios:
-                mr = statistics.median(ratios)
-                cell = "**%.2f** %s" % (mr, verdict(mr))
-                if len(ratios) > 1:
-                    cell += " (%.2f–%.2f)" % (min(ratios), max(ratios))
-                cells.append(cell)
-            else:
-                cells.append("—")
+            if "429" in opts:
+                sh = med([r.get("share_429") for r in rs])
+                cells.append("—" if sh is None else "%.2f%%" % (100 * sh))
+                cells.append(fmt_int(med([sum(r["be_req"]) if None not in r["be_req"] else None
+                                          for r in rs])))
+            if "share" in opts:
+                sh = med([r.get("slow_share") for r in rs])
+                cells.append("—" if sh is None else "%.2f%%" % (100 * sh))
+                # lower is better; no tie band: latency is not CPU noise
+                cells.append(ratio_cell(ratios_of(t, "p99_us"), judge=False) if t in OURS else "—")
+            cells.append(ratio_cell(ratios_of(t, "cpu_us_req")) if t in OURS else "—")
             bounds = sorted({r["bound"] for r in rs})
             cells.append("/".join(bounds))
             notes = []
@@ -521,18 +591,22 @@ def cmd_report(argv):
     w("foreign = CPU busy (/proc/stat) minus our own processes (target, backends, wrk, speed "
       "sampler), in % of one CPU, for the whole machine and (pinned mode) for CPU 0 / CPU 1; "
       "ref = speed-reference loop before→after (mean during the run), µs; be req = requests "
-      "each backend counted (stub_status); be conns = new backend connections.")
+      "each backend counted (stub_status; in the slow scenario the second is the demo "
+      "backend's /__stats); be conns = new backend connections; statuses = exact count per "
+      "HTTP status (bench/wrk/status.lua, 429 scenario).")
     w("")
     w("| scenario | target | rep | req/s | p50 ms | p99 ms | CPU µs/req | CPU % | CPU0 % | CPU1 % "
-      "| foreign % (all; CPU0/CPU1) | ref µs | RSS MB | be req | be conns | flags |")
-    w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|---|---|")
+      "| foreign % (all; CPU0/CPU1) | ref µs | RSS MB | be req | be conns | statuses | flags |")
+    w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|---|---|---|")
     for r in runs:
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        st = r.get("statuses")
+        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["scenario"], r["target"], r["rep"], fmt_int(r["rps"]), fmt_ms(r["p50_us"]),
             fmt_ms(r["p99_us"]), fmt_f(r["cpu_us_req"]), fmt_f(r["proxy_cpu_pct"], 0),
             fmt_f(r["cpu0_busy_pct"], 0), fmt_f(r["cpu1_busy_pct"], 0), fmt_foreign(r),
             fmt_ref(r), fmt_f(r["rss_mb"]),
             "/".join(fmt_int(x) for x in r["be_req"]), "/".join(fmt_int(x) for x in r["be_conn"]),
+            " ".join("%s=%s" % (k, st[k]) for k in sorted(st)) if st else "—",
             "; ".join(r["flags"]).replace("|", "\\|")))
     w("")
     nn = sum(1 for r in runs if noisy(r))

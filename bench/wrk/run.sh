@@ -10,7 +10,8 @@
 #
 # Usage: bench/wrk/run.sh [--duration S] [--repeat N] [--scenarios a,b|all]
 #                         [--targets ringfront,haproxy,nginx,direct]
-#                         [--whole-machine] [--quick] [--quiet-wait S] [--keep] [--list]
+#                         [--whole-machine] [--quick] [--quiet-wait S]
+#                         [--quiet-budget S] [--keep] [--list]
 #        bench/wrk/run.sh --serve ringfront|haproxy|nginx|backends [--serve-for S]
 set -u -o pipefail
 
@@ -20,6 +21,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19080
 BE_PORTS=(19101 19102)
+SLOW_PORT=19103                 # the slow scenario's second backend (demo-backend)
+SLOW_MS=20                      # ... and how late it answers
 BODY='{"id":42,"name":"user-42","email":"user42@example.com","ok":true}'
 
 DURATION=5
@@ -33,23 +36,29 @@ SERVE_FOR=600
 QUIET_WAIT=10       # per run, seconds to wait for other people's load to pass
 QUIET_BUDGET=60     # ... and at most this much over the whole session
 RINGFRONT=${RINGFRONT:-$ROOT/ringfront}
+DEMO_BACKEND=${DEMO_BACKEND:-$ROOT/build/demo-backend}
 RESULTS_DIR=$ROOT/bench/results
 
 # The scenarios. One row each:
 #   name | wrk threads | connections | path | extra wrk args | targets | unit | status | description
 # unit: rps (requests/s) or mbps (also report MiB/s), plus ",nolat" when
-# wrk's latency figures mean nothing (pipelining). status: ok, or the
-# reason the scenario is skipped. @HERE@ is this directory. To add a
-# scenario, add a row (and, if it needs more than plain proxying, the
-# per-target configuration it needs).
+# wrk's latency figures mean nothing (pipelining), ",429" (exact status
+# counts from status.lua, 429 share, backends must see ~0 requests) or
+# ",share" (the slow backend's share of the requests, p99 ratio). targets:
+# ringfront-lt is ringfront with balance = least_time; it runs with
+# ringfront. status: ok, or the reason the scenario is skipped. @HERE@ is
+# this directory. To add a scenario, add a row (and, if it needs more than
+# plain proxying, the per-target configuration files it needs: see
+# cfg_path). "--scenarios all" runs every row.
 SCENARIO_TABLE='
 keepalive | 1 | 64   | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET, 66-byte JSON body, 64 connections
 close     | 1 | 64   | /users/42       | -H "Connection: close"     | ringfront haproxy nginx direct | rps  | ok | one request per client connection (Connection: close); backend connections stay pooled
 64k       | 1 | 64   | /bytes64k       |                            | ringfront haproxy nginx direct | mbps | ok | keep-alive GET of a 64 KiB body
 cache     | 1 | 64   | /cache/users/42 |                            | ringfront haproxy nginx        | rps  | not yet: needs [cache] in ringfront and cache configs for HAProxy/nginx | cache hits (Cache-Control: max-age=60)
-429       | 1 | 64   | /users/42       |                            | ringfront haproxy nginx        | rps  | not yet: needs [ratelimit] in ringfront, stick-table/limit_req configs and a Lua 429 counter | every request rejected by the rate limiter
+429       | 1 | 64   | /users/42       | -s @HERE@/status.lua       | ringfront haproxy nginx        | rps,429 | ok | every request rejected by the rate limiter (429): one key, 1 request per hour
 2000conn  | 2 | 2000 | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET over 2,000 busy connections (wrk -t2)
 pipeline  | 1 | 64   | /users/42       | -s @HERE@/pipeline.lua     | ringfront haproxy nginx direct | rps,nolat | ok | 16 pipelined GETs per write on each of 64 connections
+slow      | 1 | 64   | /users/42       |                            | ringfront ringfront-lt haproxy nginx | rps,share | ok | one fast backend and one answering 20 ms late: least_conn (ringfront also least_time)
 '
 
 usage() {
@@ -59,7 +68,8 @@ usage() {
 Options:
   --duration S        seconds per run (default $DURATION)
   --repeat N          runs per scenario and target; medians are reported (default $REPEAT)
-  --scenarios LIST    comma-separated scenario names, or "all" (default $SCENARIOS)
+  --scenarios LIST    comma-separated scenario names (--list), or "all" for every
+                      one of them (default $SCENARIOS)
   --targets LIST      from ringfront,haproxy,nginx,direct (default all four)
   --whole-machine     no pinning: ringfront workers=auto, HAProxy nbthread 2,
                       nginx worker_processes 2, wrk -t2 on both CPUs
@@ -67,6 +77,7 @@ Options:
   --quiet-wait S      before each run, wait up to S s (default $QUIET_WAIT; at most
                       $QUIET_BUDGET s per session) while other processes keep the
                       machine busy; 0 disables
+  --quiet-budget S    at most S s of such waiting per session (default $QUIET_BUDGET)
   --keep              keep the temporary directory (configs, logs, wrk output)
   --list              list the scenarios and exit
   --serve TARGET      no benchmark: start the backends and TARGET (ringfront,
@@ -74,7 +85,8 @@ Options:
                       configs and pinning, print their pids and configs, and
                       wait (Ctrl-C, or --serve-for S, default $SERVE_FOR) so you can
                       drive wrk by hand and profile (see bench/README.md)
-Environment: RINGFRONT=path/to/binary (default ./ringfront)
+Environment: RINGFRONT=path/to/binary (default ./ringfront),
+             DEMO_BACKEND=path (slow scenario's backend, default build/demo-backend)
 EOF
 }
 
@@ -109,6 +121,8 @@ while (($#)); do
 	--quick) DURATION=1; REPEAT=1; QUIET_WAIT=0 ;;
 	--quiet-wait) QUIET_WAIT=${2:?}; shift ;;
 	--quiet-wait=*) QUIET_WAIT=${1#*=} ;;
+	--quiet-budget) QUIET_BUDGET=${2:?}; shift ;;
+	--quiet-budget=*) QUIET_BUDGET=${1#*=} ;;
 	--keep) KEEP=1 ;;
 	--serve) SERVE=${2:?}; shift ;;
 	--serve=*) SERVE=${1#*=} ;;
@@ -127,6 +141,7 @@ done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration takes whole seconds >= 1 (wrk's -d is in whole seconds)"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat takes a number >= 1"
 [[ $QUIET_WAIT =~ ^[0-9]+$ ]] || die "--quiet-wait takes seconds"
+[[ $QUIET_BUDGET =~ ^[0-9]+$ ]] || die "--quiet-budget takes seconds"
 [[ $SCENARIOS == all ]] && SCENARIOS=$(IFS=,; echo "${SC_ALL[*]}")
 IFS=, read -r -a RUN_SCENARIOS <<<"$SCENARIOS"
 for s in "${RUN_SCENARIOS[@]}"; do
@@ -142,6 +157,13 @@ IFS=, read -r -a RUN_TARGETS <<<"$TARGETS"
 for t in "${RUN_TARGETS[@]}"; do
 	case $t in ringfront|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
 done
+# The slow scenario needs the demo backend (built by make with ringfront).
+WANT_SLOW=0
+for s in "${RUN_SCENARIOS[@]}"; do [[ $s == slow ]] && WANT_SLOW=1; done
+if ((WANT_SLOW)) && [[ ! -x $DEMO_BACKEND ]]; then
+	SC_STATUS[slow]="$DEMO_BACKEND not built (make builds it)"
+	WANT_SLOW=0
+fi
 
 # ---------------------------------------------------------------- tools
 "$ROOT/tools/install-deps.sh" bench || die "tools/install-deps.sh bench failed"
@@ -384,7 +406,7 @@ start_bg() {
 }
 
 # ---------------------------------------------------------------- setup
-for port in "$PROXY_PORT" "${BE_PORTS[@]}"; do
+for port in "$PROXY_PORT" "${BE_PORTS[@]}" $( ((WANT_SLOW)) && echo "$SLOW_PORT"); do
 	if port_listening "$port"; then
 		die "port $port is already in use ($(port_owner "$port")); stop that first (another benchmark?)"
 	fi
@@ -465,11 +487,17 @@ EOF
 	nginx -t -q -p "$d" -e "$d/error.log" -c "$d/nginx.conf" || die "backend config rejected: $d/nginx.conf"
 done
 
+# The proxies' configurations: a base one per target, and variants for the
+# scenarios that need more than plain proxying (429: a rate limit that
+# rejects everything; slow: least-connections balancing over one fast and
+# one slow backend). cfg_path TARGET SCENARIO names the file a run uses.
+#
 # HAProxy: one thread (pinned mode), connection reuse on (the default "safe"
 # opens a backend connection per Connection: close request), the same
 # forwarding headers as the others, private pid and stats socket.
-mkdir -p "$TMP/haproxy"
-cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+# haproxy_cfg FRONTEND_LINES BALANCE SERVER2
+haproxy_cfg() {
+	cat <<EOF
 global
     nbthread $HA_THREADS
     maxconn $MAXCONN
@@ -490,35 +518,46 @@ defaults
 
 frontend fe
     bind $HOST:$PROXY_PORT backlog 4096
-    http-request set-header X-Forwarded-Proto http
+$1    http-request set-header X-Forwarded-Proto http
     default_backend app
 
 backend app
-    balance roundrobin
+    balance $2
     http-reuse always
     http-request add-header Via "1.1 haproxy"
     server s1 $HOST:${BE_PORTS[0]}
-    server s2 $HOST:${BE_PORTS[1]}
+    server s2 $HOST:$3
 EOF
+}
+mkdir -p "$TMP/haproxy"
+haproxy_cfg "" roundrobin "${BE_PORTS[1]}" >"$TMP/haproxy/haproxy.cfg"
+# 429: the usual HAProxy rate limit, a stick-table counting each source's
+# requests; the second request of an hour is denied before anything else.
+haproxy_cfg "    stick-table type ip size 1m expire 1h store http_req_rate(1h)
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1 }
+" roundrobin "${BE_PORTS[1]}" >"$TMP/haproxy/haproxy-429.cfg"
+haproxy_cfg "" leastconn "$SLOW_PORT" >"$TMP/haproxy/haproxy-slow.cfg"
 
 # nginx as a proxy: upstream keep-alive (keepalive + HTTP/1.1 + empty
 # Connection), keepalive_requests raised on both sides, backlog 4096, no
 # temp files for large bodies, and buffers that hold a whole 64 KiB response
 # (the default 4k + 8x4k makes nginx stream it in pieces: ~80 instead of
 # ~45 CPU us per 64 KiB request here; HAProxy's buffers are 16k too).
+# nginx_cfg HTTP_LINES LOCATION_LINES UPSTREAM_LINES SERVER2
 d=$TMP/nginx
 mkdir -p "$d"
 REUSEPORT=
 ((WHOLE)) && REUSEPORT=' reuseport'
-{
+nginx_cfg() {
 	echo "worker_processes $NG_WORKERS;"
 	nginx_common "$d"
 	cat <<EOF
 http {
 $(nginx_http_common "$d")
-    upstream app {
-        server $HOST:${BE_PORTS[0]};
-        server $HOST:${BE_PORTS[1]};
+$1    upstream app {
+$3        server $HOST:${BE_PORTS[0]};
+        server $HOST:$4;
         keepalive 256;
         keepalive_requests 1000000;
         keepalive_timeout 60s;
@@ -526,7 +565,7 @@ $(nginx_http_common "$d")
     server {
         listen $HOST:$PROXY_PORT backlog=4096$REUSEPORT;
         location / {
-            proxy_pass http://app;
+$2            proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host \$http_host;
@@ -540,33 +579,77 @@ $(nginx_http_common "$d")
     }
 }
 EOF
-} >"$d/nginx.conf"
+}
+nginx_cfg "" "" "" "${BE_PORTS[1]}" >"$d/nginx.conf"
+# 429: limit_req with a 429 status (the default is 503). Each rejection is
+# logged at limit_req_log_level (default error, which error_log warn keeps):
+# one write per request that HAProxy and ringfront do not make, so it is
+# lowered to info, below what is logged, like the access logs being off.
+# nginx admits 2 requests (rate + burst 1) where the others admit 1.
+nginx_cfg "    limit_req_zone \$binary_remote_addr zone=rl:10m rate=1r/m;
+" "            limit_req zone=rl burst=1 nodelay;
+            limit_req_status 429;
+            limit_req_log_level info;
+" "" "${BE_PORTS[1]}" >"$d/nginx-429.conf"
+nginx_cfg "" "" "        least_conn;
+" "$SLOW_PORT" >"$d/nginx-slow.conf"
 
 # ringfront: the same shape in its INI (keys from src/config.h).
-mkdir -p "$TMP/ringfront"
-cat >"$TMP/ringfront/ringfront.ini" <<EOF
+# ringfront_cfg SERVER2 UPSTREAM_LINES EXTRA_SECTIONS
+mkdir -p "$TMP/ringfront" "$TMP/ringfront-lt"
+ringfront_cfg() {
+	cat <<EOF
 ; generated by bench/wrk/run.sh
 [server]
 listen = $HOST:$PROXY_PORT
 workers = $RF_WORKERS
 log_level = warn
 max_connections = $MAXCONN
-
+$3
 [upstream app]
-servers = $HOST:${BE_PORTS[0]} $HOST:${BE_PORTS[1]}
+servers = $HOST:${BE_PORTS[0]} $HOST:$1
 health_path =
 keepalive = 256
-
+$2
 [route]
 / = app
 EOF
+}
+ringfront_cfg "${BE_PORTS[1]}" "" "" >"$TMP/ringfront/ringfront.ini"
+# 429: one key per client address, one request per hour. RateLimit-* and
+# Retry-After headers stay on (the default): ringfront's 429s carry them,
+# HAProxy's and nginx's do not.
+ringfront_cfg "${BE_PORTS[1]}" "" "
+[ratelimit]
+rate = 1/3600s
+burst = 1
+key = ip
+" >"$TMP/ringfront/ringfront-429.ini"
+ringfront_cfg "$SLOW_PORT" "balance = least_conn" "" >"$TMP/ringfront/ringfront-slow.ini"
+ringfront_cfg "$SLOW_PORT" "balance = least_time" "" >"$TMP/ringfront/ringfront-slow-lt.ini"
 
-# The command line of each target; direct has none (it is backend 1).
-target_cmd() {
+# cfg_path TARGET SCENARIO: the configuration file of that run.
+cfg_path() {
 	case $1 in
-	ringfront) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$TMP/ringfront/ringfront.ini") ;;
-	haproxy) CMD=("${PIN0[@]}" haproxy -W -db -f "$TMP/haproxy/haproxy.cfg") ;;
-	nginx) CMD=("${PIN0[@]}" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf") ;;
+	ringfront) CFG=$TMP/ringfront/ringfront.ini
+		[[ -f $TMP/ringfront/ringfront-$2.ini ]] && CFG=$TMP/ringfront/ringfront-$2.ini ;;
+	ringfront-lt) CFG=$TMP/ringfront/ringfront-$2-lt.ini ;;
+	haproxy) CFG=$TMP/haproxy/haproxy.cfg
+		[[ -f $TMP/haproxy/haproxy-$2.cfg ]] && CFG=$TMP/haproxy/haproxy-$2.cfg ;;
+	nginx) CFG=$TMP/nginx/nginx.conf
+		[[ -f $TMP/nginx/nginx-$2.conf ]] && CFG=$TMP/nginx/nginx-$2.conf ;;
+	*) CFG= ;;
+	esac
+}
+
+# The command line of each target in a scenario; direct has none (it is
+# backend 1).
+target_cmd() {
+	cfg_path "$1" "$2"
+	case $1 in
+	ringfront|ringfront-lt) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$CFG") ;;
+	haproxy) CMD=("${PIN0[@]}" haproxy -W -db -f "$CFG") ;;
+	nginx) CMD=("${PIN0[@]}" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$CFG") ;;
 	direct) CMD=() ;;
 	esac
 }
@@ -575,10 +658,14 @@ declare -A DISABLED=()     # target -> reason it is skipped from now on
 declare -A BROKEN=()       # "target scenario" -> reason
 NOTES=
 
-haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >/dev/null 2>"$TMP/haproxy/check.log" \
-	|| { cat "$TMP/haproxy/check.log" >&2; die "HAProxy rejected its config"; }
-nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
-	|| die "nginx rejected its proxy config"
+for f in "$TMP"/haproxy/haproxy*.cfg; do
+	haproxy -c -q -f "$f" >/dev/null 2>"$TMP/haproxy/check.log" \
+		|| { cat "$TMP/haproxy/check.log" >&2; die "HAProxy rejected its config ${f##*/}"; }
+done
+for f in "$TMP"/nginx/nginx*.conf; do
+	nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$f" \
+		|| die "nginx rejected its proxy config ${f##*/}"
+done
 
 want_ringfront=0
 for t in "${RUN_TARGETS[@]}"; do [[ $t == ringfront ]] && want_ringfront=1; done
@@ -601,6 +688,23 @@ if ((want_ringfront)); then
 			log "ringfront: SKIPPED — '$RINGFRONT -t -c' rejected the generated config (exit $rc):"
 			sed 's/^/  /' "$TMP/ringfront/check.log" | head -20 >&2
 		fi
+		# The scenario variants (rate limit, balancing): a build that does
+		# not know their keys yet skips those scenarios only.
+		if [[ -z ${DISABLED[ringfront]:-} ]] && ((rc == 0)); then
+			for s in "${RUN_SCENARIOS[@]}"; do
+				for t in ringfront ringfront-lt; do
+					[[ " ${SC_TARGETS[$s]} " == *" $t "* ]] || continue
+					cfg_path "$t" "$s"
+					[[ $CFG != "$TMP/ringfront/ringfront.ini" ]] || continue
+					if ! timeout -k 1 5 "$RINGFRONT" -t -c "$CFG" >"$TMP/ringfront/check-$t-$s.log" 2>&1; then
+						BROKEN["$t $s"]="config check failed: $(head -c 300 "$TMP/ringfront/check-$t-$s.log" | tr '\n|' ' /')"
+						skip "$t" "$s" "${BROKEN["$t $s"]}"
+						log "$t: scenario $s SKIPPED — '$RINGFRONT -t -c' rejected ${CFG##*/}:"
+						sed 's/^/  /' "$TMP/ringfront/check-$t-$s.log" | head -5 >&2
+					fi
+				done
+			done
+		fi
 	fi
 fi
 
@@ -621,11 +725,34 @@ for port in "${BE_PORTS[@]}"; do
 	((sz == 65536)) || die "backend :$port /bytes64k is $sz bytes"
 done
 
-# stub_read PORT PREFIX: accepted connections and requests of a backend.
+# The slow scenario's second backend: the demo backend answering every
+# request SLOW_MS late (nginx-light has no delay directive), on CPU 1 with
+# the others. Its body is longer (86 bytes: it adds "served_by").
+SLOW_PID=
+if ((WANT_SLOW)); then
+	mkdir -p "$TMP/slowbe"
+	start_bg "$TMP/slowbe/stdout.log" "${PIN1[@]}" "$DEMO_BACKEND" --host "$HOST" --port "$SLOW_PORT" --delay-ms "$SLOW_MS" --quiet
+	SLOW_PID=$LAST_PID
+	proc_start_time "$LAST_PID"
+	wait_listen "$LAST_PID" "$START_TIME" "$SLOW_PORT" 5 \
+		|| { cat "$TMP/slowbe/stdout.log" >&2; die "the slow backend on :$SLOW_PORT did not start"; }
+	got=$(curl -s -m 2 -o /dev/null -w '%{http_code} %{time_total}' "http://$HOST:$SLOW_PORT/users/42")
+	[[ $got == 200\ * ]] || die "the slow backend :$SLOW_PORT answers '$got'"
+fi
+
+# stub_read PORT PREFIX: accepted connections and requests of a backend
+# (nginx stub_status; the demo backend's /__stats for the slow one).
 stub_read() {
 	local a b c n=0 line
 	printf -v "$2_acc" %s 0
 	printf -v "$2_req" %s 0
+	if [[ $1 == "$SLOW_PORT" ]]; then
+		line=$(curl -s -m 2 "http://$HOST:$1/__stats")
+		[[ $line =~ \"requests\":([0-9]+),\"connections\":([0-9]+) ]] || return 0
+		printf -v "$2_req" %s "${BASH_REMATCH[1]}"
+		printf -v "$2_acc" %s "${BASH_REMATCH[2]}"
+		return 0
+	fi
 	while read -r line; do
 		((++n == 3)) || continue
 		read -r a b c <<<"$line"
@@ -656,6 +783,12 @@ meta ref_start "$REF_START"
 stat_sample S0; sleep 1; stat_sample S1
 meta foreign_start "$(( (S1_busy_all - S0_busy_all) * 100 / CLK_TCK ))% of one CPU busy for 1 s before the first run"
 
+# wanted TARGET SCENARIO: TARGET runs in SCENARIO. ringfront-lt (ringfront
+# with balance = least_time, in the slow scenario) comes with ringfront.
+wanted() {
+	[[ " ${RUN_TARGETS[*]} " == *" ${1%-lt} "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]]
+}
+
 nruns=0
 for s in "${RUN_SCENARIOS[@]}"; do
 	wrkcmd="wrk -t${SC_THR[$s]} -c${SC_CONNS[$s]} -d${DURATION}s --latency ${SC_EXTRA[$s]//@HERE@/bench\/wrk} http://$HOST:$PROXY_PORT${SC_PATH[$s]}"
@@ -666,6 +799,7 @@ for s in "${RUN_SCENARIOS[@]}"; do
 		[[ " ${SC_TARGETS[$s]} " == *" $t "* ]] || { skip "$t" "$s" "not a target of this scenario"; continue; }
 		((nruns += REPEAT))
 	done
+	wanted ringfront-lt "$s" && ((nruns += REPEAT))
 done
 for t in "${!DISABLED[@]}"; do skip "$t" '*' "${DISABLED[$t]}"; done
 if [[ -z $SERVE ]]; then
@@ -710,7 +844,7 @@ start_target() {
 		WHY="port $PROXY_PORT still in use ($(port_owner "$PROXY_PORT"))"
 		return 1
 	fi
-	target_cmd "$t"
+	target_cmd "$t" "$s"
 	start_bg "$TMP/$t/run.log" "${CMD[@]}"
 	PROXY_ROOT=$LAST_PID
 	proc_start_time "$PROXY_ROOT"; st=$START_TIME
@@ -722,15 +856,19 @@ start_target() {
 		stop_tree "$PROXY_ROOT"
 		return 1
 	fi
-	# Does it proxy? The scenario's path must come back intact.
+	# Does it proxy? The scenario's path must come back intact (in the 429
+	# scenario this first request is the one the limit admits; in the slow
+	# one the demo backend's body may answer, which adds "served_by").
 	code=$(curl -s -m 3 -o "$TMP/check.body" -w '%{http_code}' "$URL_BASE${SC_PATH[$s]}")
 	if [[ $code != 200 ]] || { [[ ${SC_PATH[$s]} == /bytes64k ]] && (($(wc -c <"$TMP/check.body") != 65536)); } \
-		|| { [[ ${SC_PATH[$s]} != /bytes64k ]] && [[ $(cat "$TMP/check.body") != "$BODY" ]]; }; then
+		|| { [[ ${SC_PATH[$s]} != /bytes64k && $s != slow ]] && [[ $(cat "$TMP/check.body") != "$BODY" ]]; } \
+		|| { [[ $s == slow ]] && [[ $(cat "$TMP/check.body") != *'"id":42,'* ]]; }; then
 		WHY="GET ${SC_PATH[$s]} through it gave HTTP $code, $(wc -c <"$TMP/check.body") bytes"
 		stop_tree "$PROXY_ROOT"
 		return 1
 	fi
-	if [[ -z ${ECHOED[$t]:-} ]]; then
+	cfg_path "$t" "$s"
+	if [[ -z ${ECHOED[$t]:-} ]] && [[ $CFG == */ringfront.ini || $CFG == */haproxy.cfg || $CFG == */nginx.conf ]]; then
 		ECHOED[$t]=1
 		meta "echo_$t" "$(curl -s -m 3 "$URL_BASE/__bench/echo" | head -c 300 | tr -d '\r\n')"
 	fi
@@ -741,18 +879,25 @@ declare -A ECHOED=()
 # run_one SCENARIO TARGET REP
 run_one() {
 	local s=$1 t=$2 rep=$3 out thr url pt0 pt1 b10 b11 b20 b21 t0 t1 ref0 ref1 rss wrk_pid
+	local be2_port=${BE_PORTS[1]} be2_pid=${BE_PIDS[1]} be2_kind=nginx
 	local -a extra
+	# The slow scenario's second backend is the demo backend.
+	[[ $s == slow ]] && { be2_port=$SLOW_PORT; be2_pid=$SLOW_PID; be2_kind=demo; }
 	wait_quiet
 	if ! start_target "$t" "$s"; then
-		if [[ $t == ringfront ]]; then
-			if [[ $WHY == exited* || $WHY == not\ listening* ]]; then
+		if [[ $t == ringfront* ]]; then
+			# Not starting with the plain config rules ringfront out; with
+			# a scenario's own config (rate limit, balancing), only that
+			# scenario.
+			cfg_path "$t" "$s"
+			if [[ $WHY == exited* || $WHY == not\ listening* ]] && [[ $CFG == */ringfront.ini ]]; then
 				DISABLED[ringfront]="failed to start: $WHY"
 				skip ringfront '*' "failed to start: $WHY"
 			else
 				BROKEN["$t $s"]=$WHY
-				skip ringfront "$s" "$WHY"
+				skip "$t" "$s" "$WHY"
 			fi
-			log "ringfront: SKIPPED — $WHY"
+			log "$t: SKIPPED in $s — $WHY"
 		else
 			BROKEN["$t $s"]=$WHY
 			skip "$t" "$s" "$WHY"
@@ -768,14 +913,14 @@ run_one() {
 	out=$TMP/wrk/$s.$t.$rep.txt
 
 	ref0=$(cpuref)
-	stub_read "${BE_PORTS[0]}" B1S0; stub_read "${BE_PORTS[1]}" B2S0
+	stub_read "${BE_PORTS[0]}" B1S0; stub_read "$be2_port" B2S0
 	# The speed reference also samples CPU 0 every 0.5 s during the run
 	# (about 1% of the CPU; its own CPU time is measured and accounted for).
 	taskset -c 0 "$TMP/cpuref" --every 500 --for $((DURATION + 30)) >"$out.ref" 2>/dev/null </dev/null &
 	ref_pid=$!
 	register "$ref_pid"
 	tree_sample "${BE_PIDS[0]}"; b10=$TREE_TICKS
-	tree_sample "${BE_PIDS[1]}"; b20=$TREE_TICKS
+	tree_sample "$be2_pid"; b20=$TREE_TICKS
 	tree_sample "$PROXY_ROOT"; pt0=$TREE_TICKS
 	tree_sample "$ref_pid"; rt0=$TREE_TICKS
 	stat_sample A
@@ -796,10 +941,10 @@ run_one() {
 	stat_sample B
 	tree_sample "$PROXY_ROOT" rss; pt1=$TREE_TICKS; rss=$TREE_RSS_KB
 	tree_sample "${BE_PIDS[0]}"; b11=$TREE_TICKS
-	tree_sample "${BE_PIDS[1]}"; b21=$TREE_TICKS
+	tree_sample "$be2_pid"; b21=$TREE_TICKS
 	tree_sample "$ref_pid"; rt1=$TREE_TICKS
 	stop_tree "$ref_pid"
-	stub_read "${BE_PORTS[0]}" B1S1; stub_read "${BE_PORTS[1]}" B2S1
+	stub_read "${BE_PORTS[0]}" B1S1; stub_read "$be2_port" B2S1
 	ref1=$(cpuref)
 
 	if [[ $t != direct ]]; then
@@ -818,7 +963,8 @@ run_one() {
 		stat_busy_cpu10="$A_busy_cpu1" stat_busy_cpu11="$B_busy_cpu1" \
 		stat_steal_all0="$A_steal_all" stat_steal_all1="$B_steal_all" \
 		be1_acc0="$B1S0_acc" be1_req0="$B1S0_req" be1_acc1="$B1S1_acc" be1_req1="$B1S1_req" \
-		be2_acc0="$B2S0_acc" be2_req0="$B2S0_req" be2_acc1="$B2S1_acc" be2_req1="$B2S1_req" >&2 \
+		be2_acc0="$B2S0_acc" be2_req0="$B2S0_req" be2_acc1="$B2S1_acc" be2_req1="$B2S1_req" \
+		be2_kind="$be2_kind" >&2 \
 		|| log "report.py record failed for $s/$t/$rep"
 }
 
@@ -828,7 +974,7 @@ if [[ -n $SERVE ]]; then
 	log "backends: nginx on :${BE_PORTS[0]} (pid ${BE_PIDS[0]}) and :${BE_PORTS[1]} (pid ${BE_PIDS[1]}), configs $TMP/be1/nginx.conf $TMP/be2/nginx.conf"
 	if [[ $SERVE != backends ]]; then
 		[[ -z ${DISABLED[$SERVE]:-} ]] || die "$SERVE: ${DISABLED[$SERVE]}"
-		start_target "$SERVE" keepalive || die "$SERVE: $WHY"
+		start_target "$SERVE" "${RUN_SCENARIOS[0]}" || die "$SERVE: $WHY"
 		tree_of "$PROXY_ROOT"
 		log "$SERVE: listening on $HOST:$PROXY_PORT, pid $PROXY_ROOT (tree: ${TREE[*]}), log $TMP/$SERVE/run.log"
 	else
@@ -854,8 +1000,8 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 	for s in "${RUN_SCENARIOS[@]}"; do
 		[[ ${SC_STATUS[$s]} == ok ]] || continue
 		order=()
-		for t in ringfront haproxy nginx; do
-			[[ " ${RUN_TARGETS[*]} " == *" $t "* && " ${SC_TARGETS[$s]} " == *" $t "* ]] && order+=("$t")
+		for t in ringfront ringfront-lt haproxy nginx; do
+			wanted "$t" "$s" && order+=("$t")
 		done
 		if ((${#order[@]} > 1)); then
 			k=$(( (rep - 1) % ${#order[@]} ))
@@ -863,7 +1009,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 		fi
 		[[ " ${RUN_TARGETS[*]} " == *" direct "* && " ${SC_TARGETS[$s]} " == *" direct "* ]] && order+=(direct)
 		for t in "${order[@]}"; do
-			[[ -n ${DISABLED[$t]:-} || -n ${BROKEN["$t $s"]:-} ]] && continue
+			[[ -n ${DISABLED[${t%-lt}]:-} || -n ${BROKEN["$t $s"]:-} ]] && continue
 			run_one "$s" "$t" "$rep"
 		done
 	done
@@ -871,6 +1017,7 @@ done
 
 # ---------------------------------------------------------------- report
 for ((i = 0; i < 2; i++)); do stop_tree "${BE_PIDS[$i]}" || NOTES+="a backend left processes behind. "; done
+[[ -z $SLOW_PID ]] || stop_tree "$SLOW_PID" || NOTES+="the slow backend did not stop. "
 meta notes "$NOTES"
 left=$(for e in "${STARTED[@]}"; do p=${e%%:*}; proc_alive "$p" "${e#*:}" && echo "$p"; done)
 [[ -z $left ]] || log "WARNING: still running: $left"
