@@ -8,16 +8,16 @@ test; its descriptors come back once the abuse stops.
 
 Each test prints the figures it measured (they show in run.py's output);
 tests/README.md keeps the latest."""
+import json
 import os
-import resource
 import re
+import resource
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import json
 
 from harness import (RINGFRONT, Backend, Conn, Proc, Ringfront, build_request, check,
                      config, is_sanitized, proc_rss_kb, raw_exchange, request, wait_port,
