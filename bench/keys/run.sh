@@ -22,12 +22,14 @@
 # there, not as key memory.
 #
 # Usage: bench/keys/run.sh [--keys N] [--targets ringfront,haproxy,nginx]
-#                          [--depth D] [--keep]
+#                          [--depth D] [--time-limit S] [--keep]
 # The report is printed and written to bench/results/keys-YYYY-MM-DD-HHMM.md.
 # About a minute on a quiet machine: each target gets at most 26 s for its
-# keys (a run cut short says so, and its figures are per key it created).
+# keys (--time-limit; a run cut short says so, and its figures are per key
+# it created).
 set -u -o pipefail
 
+ARGS="$*"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
@@ -56,6 +58,8 @@ while (($#)); do
 	--targets=*) TARGETS=${1#*=} ;;
 	--depth) DEPTH=${2:?}; shift ;;
 	--depth=*) DEPTH=${1#*=} ;;
+	--time-limit) RUN_LIMIT=${2:?}; shift ;;
+	--time-limit=*) RUN_LIMIT=${1#*=} ;;
 	--keep) KEEP=1 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option: $1 (see --help)" ;;
@@ -64,6 +68,7 @@ while (($#)); do
 done
 [[ $KEYS =~ ^[1-9][0-9]*$ ]] && ((KEYS >= 1000 && KEYS <= 10000000)) || die "--keys takes 1000..10000000"
 [[ $DEPTH =~ ^[1-9][0-9]*$ ]] && ((DEPTH <= 64)) || die "--depth takes 1..64"
+[[ $RUN_LIMIT =~ ^[1-9][0-9]*$ ]] && ((RUN_LIMIT <= 600)) || die "--time-limit takes 1..600 s"
 IFS=, read -r -a RUN_TARGETS <<<"$TARGETS"
 for t in "${RUN_TARGETS[@]}"; do
 	case $t in ringfront|haproxy|nginx) ;; *) die "unknown target '$t'" ;; esac
@@ -470,23 +475,25 @@ ELAPSED=$((SECONDS - T_START))
 # ---------------------------------------------------------------- report
 stamp=$(date '+%Y-%m-%d-%H%M')
 res=$RESULTS_DIR/keys-$stamp.md
+[[ -e $res ]] && res=$RESULTS_DIR/keys-$stamp-$(date +%S).md
 python3 - "$TMP/rows.tsv" "$KEYS" "$MAX_KEYS" "$TABLE_BYTES" "$NGX_ZONE_MB" "$SLAB" \
 	"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo +changes)" \
 	"$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')" "$(nginx -v 2>&1 | sed 's/.*nginx\///')" \
-	"$ELAPSED" "$DEPTH" >"$res" <<'EOF' || die "report failed"
+	"$ELAPSED" "$DEPTH" "$ARGS" "$RUN_LIMIT" >"$res" <<'EOF' || die "report failed"
 import sys, time
-rows_path, keys, max_keys, table_bytes, zone_mb, slab, rfv, hav, ngv, elapsed, depth = sys.argv[1:12]
+(rows_path, keys, max_keys, table_bytes, zone_mb, slab, rfv, hav, ngv, elapsed, depth, args,
+ limit) = sys.argv[1:14]
 keys, max_keys, table_bytes, zone_mb, slab = int(keys), int(max_keys), int(table_bytes), int(zone_mb), int(slab)
 out = []
 w = out.append
 w("# ringfront benchmark: memory per rate-limit key — %s" % time.strftime("%Y-%m-%d %H:%M %Z"))
 w("")
-w("`bench/keys/run.sh --keys %d`: %d distinct ip+path keys (GET /k/1 ... /k/%d, each once, "
-  "%s pipelined per write, wrk -t1 -c64) through each proxy, pinned to CPU 0 with one "
+w("`bench/keys/run.sh%s`: %d distinct ip+path keys (GET /k/1 ... /k/%d, each once, "
+  "%s pipelined per write, wrk -t1 -c64, at most %s s per target) through each proxy, pinned to CPU 0 with one "
   "worker/thread; one nginx backend and wrk on CPU 1. RSS = VmRSS of the proxy's whole "
   "process tree after a 1 s warm-up on one key (before) and after the keys (after). "
   "ringfront %s, HAProxy %s, nginx %s; %s s in all."
-  % (keys, keys, keys, depth, rfv, hav, ngv, elapsed))
+  % ((" " + args) if args else "", keys, keys, depth, limit, rfv, hav, ngv, elapsed))
 w("")
 w("| target | how keys are kept | keys sent | statuses | backend req | s | RSS before MB | RSS after MB "
   "| growth MB | RSS bytes/key | structure bytes/key | notes |")
