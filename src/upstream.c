@@ -1,8 +1,6 @@
 /* upstream.c - run-time upstreams and longest-prefix routing (see
- * upstream.h), plus the thin wrappers that keep the pre-balance.h call
- * sites working. */
+ * upstream.h). */
 #include <errno.h>
-#include <time.h>
 #include "balance.h"
 #include "common.h"
 #include "health.h"
@@ -170,28 +168,4 @@ static void route_limits_init(struct runtime *rt)
 					 r->prefix);
 		}
 	}
-}
-
-/* ---- compatibility wrappers (see upstream.h) ---- */
-
-struct server *balance_pick(struct upstream *up, struct balance_state *bs,
-			    uint64_t tried, uint64_t now_ms)
-{
-	struct pick_ctx ctx = { .now_ms = now_ms, .tried = tried };
-
-	return balance_choose(up, bs, &ctx);
-}
-
-void server_report_failure(struct server *s, uint64_t now_ms)
-{
-	health_passive(s, BAL_CONNECT_FAIL, now_ms);
-}
-
-void server_report_success(struct server *s)
-{
-	struct timespec ts;
-
-	/* the old signature has no clock; the same one as the timer wheel's */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	health_passive(s, BAL_OK, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }

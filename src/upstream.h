@@ -104,15 +104,4 @@ struct balance_state {
 	uint64_t rng;                   /* xorshift64* state, 0 = not seeded yet */
 };
 
-/* Compatibility wrappers for the pre-balance.h call sites; new code uses
- * balance_choose() with balance_on_start()/balance_on_done().
- * balance_pick: a server of <up> not in <tried> that may take traffic at
- * <now_ms>, or NULL when none may (the caller answers 503). */
-struct server *balance_pick(struct upstream *up, struct balance_state *bs,
-			    uint64_t tried, uint64_t now_ms);
-
-/* Passive health reports from real traffic (see health_passive()). */
-void server_report_failure(struct server *s, uint64_t now_ms);
-void server_report_success(struct server *s);
-
 #endif

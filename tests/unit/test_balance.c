@@ -426,8 +426,9 @@ static void test_tried(void)
 	CHECK(s == &up->servers[2]);
 	ctx.tried = 7;
 	CHECK(balance_choose(up, &bs, &ctx) == NULL);
-	/* the old entry point still works */
-	CHECK(balance_pick(up, &bs, 3, T0) == &up->servers[2]);
+	/* with two servers tried, the third is the only choice */
+	ctx.tried = 3;
+	CHECK(balance_choose(up, &bs, &ctx) == &up->servers[2]);
 	teardown();
 }
 
