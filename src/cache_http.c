@@ -370,6 +370,43 @@ int cache_http_refresh(const struct cache *c, const struct cache_entry *old,
 
 /* ---- serving a hit ---- */
 
+int cache_http_not_modified(const struct cache_entry *e, char *out, size_t cap)
+{
+	static const char *const kept[] = {
+		"cache-control", "content-location", "date", "etag", "expires",
+		"last-modified", "vary",
+	};
+	static const char status[] = "HTTP/1.1 304 Not Modified\r\n";
+	const struct cache_http_meta *m = cache_entry_http(e);
+	const char *v = cache_entry_value(e), *end = v + m->hdr_end;
+	const char *line = memchr(v, '\n', m->hdr_end), *eol, *colon;
+	size_t n = sizeof(status) - 1, len, i;
+
+	if (cap < n)
+		return -ENOSPC;
+	memcpy(out, status, n);
+	/* the stored head is ringfront's own writing: one "Name: value" per line */
+	for (line = line ? line + 1 : end; line < end; line = eol + 1) {
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			break;
+		colon = memchr(line, ':', (size_t)(eol - line));
+		if (!colon)
+			continue;
+		for (i = 0; i < ARRAY_SIZE(kept); i++)
+			if (rf_ieq(line, (size_t)(colon - line), kept[i]))
+				break;
+		if (i == ARRAY_SIZE(kept))
+			continue;
+		len = (size_t)(eol + 1 - line);
+		if (n + len > cap)
+			return -ENOSPC;
+		memcpy(out + n, line, len);
+		n += len;
+	}
+	return (int)n;
+}
+
 int cache_http_hit_fields(const struct cache_entry *e, int64_t now_ms,
 			  enum cache_outcome status, char *out, size_t cap)
 {

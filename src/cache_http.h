@@ -53,6 +53,13 @@ int cache_http_refresh(const struct cache *c, const struct cache_entry *old,
 int cache_http_hit_fields(const struct cache_entry *e, int64_t now_ms,
 			  enum cache_outcome status, char *out, size_t cap);
 
+/* A 304 Not Modified head made from stored response <e>: the status line
+ * and the stored fields a 304 carries (RFC 9110 15.4.5: Cache-Control,
+ * Content-Location, Date, ETag, Expires, Last-Modified, Vary), without the
+ * final CRLF, so the caller appends per-request fields and ends it.
+ * Returns the length or -ENOSPC. */
+int cache_http_not_modified(const struct cache_entry *e, char *out, size_t cap);
+
 /* iov[0] = stored head up to its last field, iov[1] = <extra> (per-request
  * fields), iov[2] = the stored final CRLF and body (only the CRLF when
  * <head_only>). Returns the total length. */

@@ -196,12 +196,17 @@ void cache_policy_request(const struct http_req *req, struct cache_reqinfo *ri)
 		ri->action = CACHE_ACT_INVALIDATE;
 		return;
 	}
-	/* ranges would need 206 handling; let the backend answer them */
-	if (find_hdr(req->hdrs, req->nhdrs, "range") || (req->flags & HTTP_FL_CONN_UPGRADE)) {
+	/* ranges would need 206 handling and preconditions that can fail need
+	 * the current state: the backend answers both */
+	if (find_hdr(req->hdrs, req->nhdrs, "range") || (req->flags & HTTP_FL_CONN_UPGRADE) ||
+	    find_hdr(req->hdrs, req->nhdrs, "if-match") ||
+	    find_hdr(req->hdrs, req->nhdrs, "if-unmodified-since")) {
 		ri->action = CACHE_ACT_BYPASS;
 		return;
 	}
 	ri->action = CACHE_ACT_LOOKUP;
+	ri->conditional = find_hdr(req->hdrs, req->nhdrs, "if-none-match") ||
+			  find_hdr(req->hdrs, req->nhdrs, "if-modified-since");
 	if ((ri->cc.flags & CACHE_CC_NO_CACHE) || ri->cc.max_age == 0)
 		ri->action = CACHE_ACT_REVALIDATE;
 	/* Pragma: no-cache counts only when there is no Cache-Control (RFC 9111 5.4) */
@@ -432,6 +437,67 @@ int cache_policy_conditional(const struct cache_entry *e, char *out, size_t cap)
 		n += (size_t)k;
 	}
 	return (int)n;
+}
+
+/* Does the entity-tag list <list> name <tag> (weak comparison: W/ prefixes
+ * ignored)? "*" matches any tag. Tags may contain commas: walk the quotes. */
+static int etag_list_has(const char *list, size_t n, const char *tag, size_t tlen)
+{
+	const char *p = list, *end = list + n, *q;
+
+	if (tlen >= 2 && tag[0] == 'W' && tag[1] == '/') {
+		tag += 2;
+		tlen -= 2;
+	}
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p < end && *p == '*')
+			return 1;
+		if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (p >= end || *p != '"')
+			return 0;       /* malformed: no match, the full response goes */
+		q = memchr(p + 1, '"', (size_t)(end - p - 1));
+		if (!q)
+			return 0;
+		if ((size_t)(q + 1 - p) == tlen && !memcmp(p, tag, tlen))
+			return 1;
+		p = q + 1;
+	}
+	return 0;
+}
+
+int cache_policy_not_modified(const struct cache_entry *e, const struct http_req *req)
+{
+	const struct cache_http_meta *m = cache_entry_http(e);
+	const char *v = cache_entry_value(e);
+	const struct http_hdr *h;
+	int64_t since, lm;
+	uint32_t i;
+
+	if (m->status != 200)
+		return 0;
+	h = find_hdr(req->hdrs, req->nhdrs, "if-none-match");
+	if (h) {
+		/* every If-None-Match field line counts (RFC 9110 5.3) */
+		if (!m->etag_len)
+			return 0;
+		for (i = 0; i < req->nhdrs; i++)
+			if (name_is(&req->hdrs[i], "if-none-match") &&
+			    etag_list_has(req->hdrs[i].value, req->hdrs[i].value_len,
+					  v + m->etag_off, m->etag_len))
+				return 1;
+		return 0;
+	}
+	h = find_hdr(req->hdrs, req->nhdrs, "if-modified-since");
+	if (!h || cache_parse_http_date(h->value, h->value_len, &since) < 0)
+		return 0;
+	/* without Last-Modified the time the response arrived stands in
+	 * (RFC 9111 4.3.2) */
+	if (!m->lm_len || cache_parse_http_date(v + m->lm_off, m->lm_len, &lm) < 0)
+		lm = m->response_ms / 1000;
+	return lm <= since;
 }
 
 int cache_policy_invalidates(const struct http_req *req, const struct http_resp *resp)

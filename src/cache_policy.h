@@ -54,10 +54,12 @@ struct cache_reqinfo {
 	uint8_t auth;           /* Authorization present */
 	uint8_t no_store;       /* the request forbids storing its response */
 	uint8_t only_if_cached; /* answer 504 on a miss */
+	uint8_t conditional;    /* If-None-Match / If-Modified-Since: a match gets 304 */
 	struct cache_cc cc;
 };
 
-/* Classify a request: method, Cache-Control, Pragma, Authorization, Range. */
+/* Classify a request: method, Cache-Control, Pragma, Authorization, Range,
+ * preconditions (If-Match / If-Unmodified-Since go to the backend). */
 void cache_policy_request(const struct http_req *req, struct cache_reqinfo *ri);
 
 struct cache_policy_conf {
@@ -127,6 +129,11 @@ int cache_policy_stale_if_error(const struct cache_http_meta *m,
  * "If-Modified-Since: ..\r\n". Returns the length written, 0 when <e> has
  * no validator (fetch unconditionally), -ENOSPC. */
 int cache_policy_conditional(const struct cache_entry *e, char *out, size_t cap);
+
+/* 1 when the client's If-None-Match (or, without one, If-Modified-Since)
+ * matches the stored 200 response <e>: the cache answers 304 Not Modified
+ * (RFC 9110 13.2.2, weak comparison for If-None-Match). */
+int cache_policy_not_modified(const struct cache_entry *e, const struct http_req *req);
 
 /* 1 when the response to an unsafe request invalidates its target URI
  * (RFC 9111 4.4: method not known safe, status 2xx or 3xx). */

@@ -583,6 +583,7 @@ static int conn_forward(struct conn *c, const struct http_req *req, uint32_t hea
 {
 	struct worker *w = c->s.w;
 	struct fwd_info fi;
+	char validators[512];
 	struct chunk *ck;
 	int n;
 
@@ -597,6 +598,9 @@ static int conn_forward(struct conn *c, const struct http_req *req, uint32_t hea
 	fi.reqid = c->reqid;
 	fi.reqid_len = c->reqid_len;
 	fi.tunnel = c->upgrade;
+	fi.extra = validators;
+	fi.extra_len = c->pc ? (uint32_t)pcache_forward_fields(c, validators, sizeof(validators)) : 0;
+	fi.own_validators = fi.extra_len > 0;
 	n = rewrite_request(ck->data, ck->cap, req, &fi);
 	headacc_finish(w, &c->acc, &c->s.in, head_len);
 	if (n < 0) {

@@ -141,6 +141,10 @@ int rewrite_request(char *buf, uint32_t cap, const struct http_req *req,
 		case HTTP_F_OTHER:
 			if (conn_names_has(&cn, h))
 				continue;
+			if (fi->own_validators &&
+			    (rf_ieq(h->name, h->name_len, "if-none-match") ||
+			     rf_ieq(h->name, h->name_len, "if-modified-since")))
+				continue;
 			break;
 		case HTTP_F_CONNECTION:
 		case HTTP_F_KEEP_ALIVE:
@@ -179,6 +183,8 @@ int rewrite_request(char *buf, uint32_t cap, const struct http_req *req,
 	}
 	if (fi->tunnel)
 		PUT_LIT(&o, "Connection: upgrade\r\n");
+	if (fi->extra)
+		put(&o, fi->extra, fi->extra_len);
 	PUT_LIT(&o, "\r\n");
 	return o.overflow ? -ENOSPC : (int)o.len;
 }

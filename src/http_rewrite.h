@@ -15,6 +15,10 @@ struct fwd_info {
 	const char *reqid;      /* X-Request-Id to send */
 	uint32_t reqid_len;
 	uint8_t tunnel;         /* keep Upgrade/Connection: upgrade */
+	uint8_t own_validators; /* the cache revalidates: drop the client's
+				 * If-None-Match / If-Modified-Since, send <extra> */
+	const char *extra;      /* complete header lines to add, or NULL */
+	uint32_t extra_len;
 };
 
 /* Write the backend request head into <out> (capacity <cap>).

@@ -300,6 +300,20 @@ static int link_read_head(struct link *l)
 	}
 	if (resp->status == 429 || resp->status == 503)
 		link_honour_retry_after(l, resp);
+	/* a 304 to the cache's validators: the stored copy answers, refreshed */
+	if (resp->status == 304 && c->pc && !c->head_sent) {
+		ret = pcache_revalidated(c, resp);
+		if (ret != -ENOENT) {
+			headacc_finish(w, &l->acc, &l->s.in, resp->head_len);
+			if (ret < 0) {
+				link_close(l);
+				conn_abort(c);
+			} else {
+				link_finish(l);
+			}
+			return -1;
+		}
+	}
 	/* stale-if-error covers a 5xx answer too: the stale copy goes out and
 	 * the unread error body goes with the link */
 	if (resp->status >= 500 && c->pc && !c->head_sent) {

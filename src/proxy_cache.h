@@ -24,6 +24,10 @@ enum pcache_verdict {
 	PCACHE_WAIT,            /* another request fetches this key: wait for it */
 };
 
+/* Added to an outcome: answer 304 Not Modified (the client's validators
+ * match the stored response). */
+#define PCACHE_NOT_MODIFIED 0x80
+
 /* A routed, admitted request whose head is still in place at <head>.
  * Returns an enum pcache_verdict; for PCACHE_HIT *hit is held (the caller
  * serves it with pcache_send_hit(), which takes the reference over). */
@@ -39,8 +43,19 @@ int pcache_resume(struct conn *c, const struct http_req **req,
 
 /* Queue a hit on the client: the stored head, this response's own fields
  * (Age, X-Cache-Status, X-Request-Id, Connection), then the stored body,
- * pointing into the entry (no copy). Returns 0 or -ENOMEM. */
+ * pointing into the entry (no copy); or a 304 made from the stored fields
+ * when <outcome> has PCACHE_NOT_MODIFIED. Returns 0 or -ENOMEM. */
 int pcache_send_hit(struct conn *c, const struct cache_entry *e, uint8_t outcome);
+
+/* Validator fields to add to the backend request when a stale stored
+ * copy is being revalidated (the client's own If-None-Match /
+ * If-Modified-Since are then dropped). Returns their length, 0 for none. */
+int pcache_forward_fields(struct conn *c, char *out, size_t cap);
+
+/* A 304 answered the revalidation: queue the refreshed copy (or 304 when
+ * the client's validators match it) and store it. Returns 0 when answered,
+ * -ENOENT when the 304 is not the cache's (relay it), -ENOMEM. */
+int pcache_revalidated(struct conn *c, const struct http_resp *r304);
 
 /* The backend's response head: decide whether to store it, and write the
  * X-Cache-Status line for the client into <out>. Returns its length. */

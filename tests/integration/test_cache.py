@@ -1,7 +1,8 @@
 """test_cache.py - the response cache through the real binary: a miss then
 hits served without the backend, what a shared cache must not store,
-invalidation by unsafe methods, Vary, the host in the key, and the Redis
-protocol port over the same store (redis-cli)."""
+invalidation by unsafe methods, Vary, the host in the key, revalidation
+with validators (304), stale-while-revalidate, and the Redis protocol port
+over the same store (redis-cli)."""
 import shutil
 import subprocess
 import threading
@@ -18,7 +19,11 @@ HEADERS = {
     b"/plain": b"",
     b"/sie": b"Cache-Control: max-age=1, stale-if-error=60\r\n",
     b"/expire": b"Cache-Control: max-age=1\r\n",
+    b"/etag": b"Cache-Control: max-age=1\r\n",
+    b"/lm": b"Cache-Control: max-age=1\r\nLast-Modified: Sun, 01 Nov 2026 00:00:00 GMT\r\n",
+    b"/swr": b"Cache-Control: max-age=1, stale-while-revalidate=30\r\n",
 }
+LAST_MODIFIED = b"Sun, 01 Nov 2026 00:00:00 GMT"
 
 
 class CountingBackend:
@@ -27,6 +32,9 @@ class CountingBackend:
 
     def __init__(self):
         self.count = {}
+        self.etags = {}         # path -> current ETag: answers If-None-Match with 304
+        self.conditionals = []  # (path, If-None-Match, If-Modified-Since) received
+        self.delay = 0.0        # seconds a conditional request waits before its answer
         self.lock = threading.Lock()
         self.raw = RawBackend(self.handler)
         self.addr = self.raw.addr
@@ -40,12 +48,29 @@ class CountingBackend:
             with self.lock:
                 self.count[path] = self.count.get(path, 0) + 1
                 n = self.count[path]
-            lang = b""
+            lang = inm = ims = b""
             for k, v in req.headers:
                 if k.lower() == b"accept-language":
                     lang = v
+                elif k.lower() == b"if-none-match":
+                    inm = v
+                elif k.lower() == b"if-modified-since":
+                    ims = v
+            if inm or ims:
+                with self.lock:
+                    self.conditionals.append((path, inm, ims))
+                import time as _t
+                _t.sleep(self.delay)
+            etag = self.etags.get(path)
+            if (etag and inm == etag) or (not inm and path == b"/lm" and ims == LAST_MODIFIED):
+                bc.send(b"HTTP/1.1 304 Not Modified\r\n" +
+                        (b"ETag: %s\r\n" % etag if etag else b"") +
+                        b"Cache-Control: max-age=60\r\n\r\n")
+                continue
             body = b'{"path":"%s","n":%d,"lang":"%s"}' % (path, n, lang)
             extra = HEADERS.get(path, b"Cache-Control: max-age=60\r\n")
+            if etag:
+                extra += b"ETag: %s\r\n" % etag
             bc.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra +
                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
@@ -247,4 +272,118 @@ def test_admin_purge():
     r = purge({"nothing": 1})
     check(r.status == 400 and r.json()["code"] == 400, r)
     c.close()
+    rf.stop()
+
+
+def test_revalidation_with_304():
+    import time as _t
+    rf, b, _ = stack()
+    b.etags[b"/etag"] = b'"v1"'
+    c = Conn(rf.port)
+    first = get(c, "/etag")
+    check(first.header("X-Cache-Status") == "MISS" and first.header("ETag") == '"v1"', first)
+    _t.sleep(1.3)               # stale now: the next use asks the backend with its ETag
+    r = get(c, "/etag")
+    check(r.status == 200 and r.header("X-Cache-Status") == "REVALIDATED", r)
+    check(r.body == first.body, (r.body, first.body))
+    check(r.header("Cache-Control") == "max-age=60", "304 fields not merged: %s" % r.headers)
+    check(b.conditionals == [(b"/etag", b'"v1"', b"")], b.conditionals)
+    # the 304 made it fresh for another minute
+    r = get(c, "/etag", method="HEAD")
+    check(r.status == 200 and r.header("X-Cache-Status") == "HIT" and r.body == b"", r)
+    check(r.header("Content-Length") == str(len(first.body)), r.headers)
+    # Last-Modified works as the validator too
+    first = get(c, "/lm")
+    _t.sleep(1.3)
+    r = get(c, "/lm")
+    check(r.header("X-Cache-Status") == "REVALIDATED" and r.body == first.body, r)
+    check((b"/lm", b"", LAST_MODIFIED) in b.conditionals, b.conditionals)
+    c.close()
+    check(b.count == {b"/etag": 2, b"/lm": 2}, b.count)
+    rf.stop()
+
+
+def test_revalidation_finds_a_new_version():
+    import time as _t
+    rf, b, _ = stack()
+    b.etags[b"/etag"] = b'"v1"'
+    c = Conn(rf.port)
+    first = get(c, "/etag")
+    b.etags[b"/etag"] = b'"v2"'
+    _t.sleep(1.3)
+    r = get(c, "/etag")         # the backend answers 200 with the new version
+    check(r.header("X-Cache-Status") == "MISS" and r.header("ETag") == '"v2"', r)
+    check(r.body != first.body, r.body)
+    check(get(c, "/etag").body == r.body, "new version not stored")
+    c.close()
+    rf.stop()
+
+
+def test_client_validators_answered_from_cache():
+    import time as _t
+    rf, b, _ = stack()
+    b.etags[b"/fresh"] = b'"v1"'
+    c = Conn(rf.port)
+    full = get(c, "/fresh")
+    for inm in ('"v1"', 'W/"v1"', '"x", "v1"', "*"):
+        r = get(c, "/fresh", headers={"If-None-Match": inm})
+        check(r.status == 304 and r.body == b"", (inm, r))
+        check(r.header("ETag") == '"v1"' and r.header("X-Cache-Status") == "HIT", r.headers)
+        check(r.header("Content-Length") is None and r.header("Content-Type") is None, r.headers)
+    r = get(c, "/fresh", headers={"If-None-Match": '"v0"'})
+    check(r.status == 200 and r.body == full.body, r)
+    # If-Modified-Since: only when there is no If-None-Match
+    r = get(c, "/fresh", headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
+    check(r.status == 304, r)
+    r = get(c, "/fresh", headers={"If-Modified-Since": "Fri, 01 Jan 1999 00:00:00 GMT"})
+    check(r.status == 200 and r.body == full.body, r)
+    # preconditions that may fail go to the backend
+    r = get(c, "/fresh", headers={"If-Match": '"v1"'})
+    check(r.status == 200 and r.header("X-Cache-Status") == "BYPASS", r)
+    # a stale copy: ringfront revalidates with its own validator, then
+    # answers the client's
+    first = get(c, "/etag")
+    b.etags[b"/etag"] = b'"e1"'
+    _t.sleep(1.3)
+    get(c, "/etag")             # 200 with ETag "e1" replaces the copy without one
+    _t.sleep(1.3)
+    r = get(c, "/etag", headers={"If-None-Match": '"e1"'})
+    check(r.status == 304 and r.header("X-Cache-Status") == "REVALIDATED", r)
+    check(b.conditionals[-1] == (b"/etag", b'"e1"', b""), b.conditionals)
+    c.close()
+    check(b.count[b"/fresh"] == 2 and first.status == 200, b.count)
+    rf.stop()
+
+
+def test_stale_while_revalidate():
+    import time as _t
+    rf, b, _ = stack()
+    b.etags[b"/swr"] = b'"s1"'
+    c = Conn(rf.port)
+    first = get(c, "/swr")
+    c.close()
+    _t.sleep(1.3)               # stale, inside stale-while-revalidate=30
+    b.delay = 1.0               # the revalidation takes a second
+    lead = {}
+
+    def refresh():
+        lc = Conn(rf.port)
+        lead["r"] = get(lc, "/swr")
+        lc.close()
+
+    t = threading.Thread(target=refresh)
+    t.start()
+    _t.sleep(0.3)
+    c = Conn(rf.port)
+    t0 = _t.time()
+    r = get(c, "/swr")          # meanwhile: the stale copy, at once
+    took = _t.time() - t0
+    check(r.status == 200 and r.header("X-Cache-Status") == "STALE", r)
+    check(r.body == first.body and took < 0.6, (took, r))
+    t.join(10)
+    check(lead["r"].header("X-Cache-Status") == "REVALIDATED", lead["r"])
+    r = get(c, "/swr")
+    check(r.header("X-Cache-Status") == "HIT", r)
+    c.close()
+    check(b.count[b"/swr"] == 2, b.count)
     rf.stop()

@@ -192,6 +192,67 @@ static void test_conditional(void)
 	cache_destroy(c);
 }
 
+/* The client's validators against a stored copy, and the 304 made of it. */
+static void test_not_modified(void)
+{
+	static const struct {
+		const char *fields;
+		int match;
+	} cases[] = {
+		{ "If-None-Match: \"v1\"\r\n", 1 },
+		{ "If-None-Match: W/\"v1\"\r\n", 1 },           /* weak comparison */
+		{ "If-None-Match: \"a,b\", \"v1\"\r\n", 1 },    /* commas inside a tag */
+		{ "If-None-Match: \"x\"\r\nIf-None-Match: \"v1\"\r\n", 1 },
+		{ "If-None-Match: *\r\n", 1 },
+		{ "If-None-Match: \"v2\"\r\n", 0 },
+		{ "If-None-Match: v1\r\n", 0 },                  /* not a quoted tag */
+		{ "If-None-Match: \"v\r\n", 0 },
+		/* If-None-Match decides alone, even when If-Modified-Since would match */
+		{ "If-None-Match: \"v2\"\r\nIf-Modified-Since: Tue, 14 Nov 2023 20:00:00 GMT\r\n", 0 },
+		{ "If-Modified-Since: Tue, 14 Nov 2023 20:00:00 GMT\r\n", 1 },
+		{ "If-Modified-Since: Wed, 15 Nov 2023 00:00:00 GMT\r\n", 1 },
+		{ "If-Modified-Since: Tue, 14 Nov 2023 19:59:59 GMT\r\n", 0 },
+		{ "If-Modified-Since: yesterday\r\n", 0 },
+		{ "", 0 },
+	};
+	struct cache *c = mk(1);
+	struct http_resp r;
+	struct http_req q;
+	struct cache_reqinfo ri;
+	struct cache_entry *e;
+	char req[256], buf[512];
+	size_t i;
+	int n;
+
+	if (!c)
+		return;
+	e = build_origin(c, &r);
+	for (i = 0; e && i < ARRAY_SIZE(cases); i++) {
+		snprintf(req, sizeof req, "GET /x HTTP/1.1\r\nHost: h\r\n%s\r\n", cases[i].fields);
+		CHECK(parse_req(req, &q));
+		CHECK_INT(cache_policy_not_modified(e, &q), cases[i].match);
+		cache_policy_request(&q, &ri);
+		CHECK_INT(ri.conditional, cases[i].fields[0] != 0);
+		CHECK_INT(ri.action, CACHE_ACT_LOOKUP);
+	}
+	/* preconditions that can fail are the backend's to judge */
+	CHECK(parse_req("GET /x HTTP/1.1\r\nHost: h\r\nIf-Match: \"v1\"\r\n\r\n", &q));
+	cache_policy_request(&q, &ri);
+	CHECK_INT(ri.action, CACHE_ACT_BYPASS);
+	if (e) {
+		n = cache_http_not_modified(e, buf, sizeof buf);
+		CHECK_MEM(buf, (size_t)(n > 0 ? n : 0),
+			  "HTTP/1.1 304 Not Modified\r\n"
+			  "Date: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
+			  "Cache-Control: max-age=60\r\n"
+			  "ETag: \"v1\"\r\n"
+			  "Last-Modified: Tue, 14 Nov 2023 20:00:00 GMT\r\n");
+		CHECK_INT(cache_http_not_modified(e, buf, 40), -ENOSPC);
+		cache_entry_free(e);
+	}
+	cache_destroy(c);
+}
+
 static void test_refresh(void)
 {
 	struct cache *c = mk(1);
@@ -329,6 +390,7 @@ int main(void)
 {
 	RUN(test_build);
 	RUN(test_conditional);
+	RUN(test_not_modified);
 	RUN(test_refresh);
 	RUN(test_vary_store);
 	TEST_REPORT();
