@@ -454,7 +454,11 @@ def test_privileged_port_then_drop():
         return
     b = Backend()
     rf = Ringfront(config([b.addr], port=port, server="user = nobody"))
-    check(proc_ids(rf.pid)["Uid"][0] == str(nobody()[0]))
+    # the port answers as soon as it is bound, a moment before the drop
+    deadline = time.time() + 5
+    while proc_ids(rf.pid)["Uid"][0] != str(nobody()[0]) and time.time() < deadline:
+        time.sleep(0.02)
+    check(proc_ids(rf.pid)["Uid"][0] == str(nobody()[0]), proc_ids(rf.pid))
     check(request(rf.port, "GET", "/users/1").status == 200)
     rf.stop()
 
