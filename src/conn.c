@@ -476,7 +476,8 @@ static void conn_process_stream(struct conn *c)
 		if (!used && !olen)
 			break;
 	}
-	if ((ls && ls->closing) || c->s.eof) {
+	/* a stopping worker answers what has arrived, then closes */
+	if ((ls && ls->closing) || c->s.eof || w->stopping) {
 		c->keepalive = 0;
 		conn_linger(c);
 		return;
@@ -542,7 +543,7 @@ static void conn_process_resp(struct conn *c)
 		c->blocked = 1;
 		w->nblocked++;
 	}
-	if (st == RESP_CLOSE || (c->s.eof && st != RESP_BLOCKED)) {
+	if (st == RESP_CLOSE || ((c->s.eof || w->stopping) && st != RESP_BLOCKED)) {
 		c->keepalive = 0;
 		conn_linger(c);
 		return;
@@ -996,6 +997,9 @@ void conn_shutdown_idle(struct worker *w)
 		if (c->state == CONN_ST_NEW || c->state == CONN_ST_IDLE ||
 		    c->state == CONN_ST_EVENTS)
 			conn_close(c);
+		else if (c->state == CONN_ST_STREAM && !c->s.in.head && !c->blocked &&
+			 !c->s.out.head)
+			conn_close(c);  /* an idle protocol client */
 		else
 			c->keepalive = 0;
 	}

@@ -225,6 +225,9 @@ int rewrite_response(char *buf, uint32_t cap, const struct http_resp *resp,
 		case HTTP_F_OTHER:
 			if (conn_names_has(&cn, h))
 				continue;
+			/* the cache's own status replaces one from behind it */
+			if (ri->cache_status && rf_ieq(h->name, h->name_len, "x-cache-status"))
+				continue;
 			break;
 		case HTTP_F_CONNECTION:
 		case HTTP_F_KEEP_ALIVE:

@@ -33,6 +33,7 @@ struct resp_info {
 	uint8_t keepalive;      /* client connection stays open */
 	uint8_t dechunk;        /* body is decoded: drop Transfer-Encoding */
 	uint8_t tunnel;         /* 101 Switching Protocols */
+	uint8_t cache_status;   /* <extra> has X-Cache-Status: drop the backend's */
 	const char *extra;      /* complete header lines to add (RateLimit-*), or NULL */
 	uint32_t extra_len;
 };

@@ -338,6 +338,7 @@ static int link_read_head(struct link *l)
 	ri.dechunk = l->body.kind == BODY_DECHUNK;
 	ri.tunnel = l->body.kind == BODY_TUNNEL;
 	ri.extra = rlh;
+	ri.cache_status = 0;
 	ri.extra_len = 0;
 	if (c->rl_headers) {
 		int n = rl_format_headers(&c->rlv, rlh, sizeof(rlh));
@@ -349,6 +350,7 @@ static int link_read_head(struct link *l)
 					     rlh + ri.extra_len, sizeof(rlh) - ri.extra_len);
 
 		ri.extra_len += n > 0 ? (uint32_t)n : 0;
+		ri.cache_status = n > 0;
 		l->body.tap = pcache_collector(c) ? pcache_body : NULL;
 		l->body.tap_arg = pcache_collector(c);
 	}

@@ -1,6 +1,9 @@
 /* demo-backend - the "application server" behind ringfront in the demo, the
  * tests and the benchmark: a single-threaded epoll HTTP/1.1 server with
- * keep-alive, pipelining, streamed bodies, delays and fault injection. */
+ * keep-alive, pipelining, streamed bodies, delays and fault injection. With
+ * --ratelimit and --cache it is also the seeds' application: /users/<id>
+ * asks ringfront's line-protocol limiter for admission and reads through
+ * ringfront's Redis-protocol cache. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -59,6 +63,7 @@ struct req {
 	uint64_t body_left;         /* Content-Length or chunk bytes to go */
 	uint64_t body_bytes, hash;
 	struct sbuf text;           /* /headers body, or the escaped target */
+	char client[64];            /* last X-Forwarded-For entry: the proxy's peer */
 };
 
 struct conn {
@@ -84,6 +89,7 @@ static struct {
 	uint64_t delay_ms;
 	double fail_rate;
 	bool health_fail, quiet;
+	const char *ratelimit, *cache;  /* host:port of the seeds' services, or NULL */
 } opt = { .host = "127.0.0.1" };
 
 static int ep, listen_fd, spare_fd = -1;
@@ -373,6 +379,7 @@ static int start_request(struct conn *c, const char *p, size_t n)
 	r->text.len = 0;
 	r->arg = r->body_left = r->body_bytes = 0;
 	r->hash = FNV_OFF;
+	r->client[0] = 0;
 	r->body = B_NONE;
 	r->ch = CH_SIZE;
 	r->delayed = false;
@@ -427,6 +434,19 @@ static int start_request(struct conn *c, const char *p, size_t n)
 			r->body = B_CHUNKED;
 		} else if (ieq(line, nl, "expect")) {
 			expect = ieq(val, vl, "100-continue");
+		} else if (ieq(line, nl, "x-forwarded-for")) {
+			const char *last = val;
+			size_t ln = vl;
+
+			while ((colon = memchr(last, ',', ln))) {
+				ln -= (size_t)(colon + 1 - last);
+				last = colon + 1;
+			}
+			trim(&last, &ln);
+			if (ln < sizeof(r->client)) {
+				memcpy(r->client, last, ln);
+				r->client[ln] = 0;
+			}
 		}
 	}
 	/* Transfer-Encoding wins over Content-Length, but such a connection is
@@ -524,6 +544,167 @@ static const char *reason(int code)
 	return "Status";
 }
 
+/* ---- the seeds' application: admission and read-through cache ---- */
+
+/* A blocking request/reply client of a service on this machine. Short
+ * timeouts bound how long a dead service can stall the loop; a failure
+ * drops the connection, the next call reconnects, and the application
+ * goes on without the service (admits, computes) as the seed's does. */
+struct svc {
+	const char *name;
+	struct sockaddr_in addr;
+	int fd;
+	bool warned;
+};
+
+static struct svc svc_rl = { "ratelimit", .fd = -1 }, svc_cache = { "cache", .fd = -1 };
+static struct sbuf svc_reply;
+
+static bool svc_init(struct svc *s, const char *text)
+{
+	const char *colon = strrchr(text, ':');
+	char host[64];
+	long port = strtol(colon ? colon + 1 : text, NULL, 10);
+	size_t hl = colon ? (size_t)(colon - text) : 0;
+
+	if (port <= 0 || port > 65535 || hl >= sizeof(host))
+		return false;
+	memcpy(host, text, hl);
+	host[hl] = 0;
+	s->addr.sin_family = AF_INET;
+	s->addr.sin_port = htons((uint16_t)port);
+	return inet_pton(AF_INET, hl ? host : "127.0.0.1", &s->addr.sin_addr) == 1;
+}
+
+static void svc_fail(struct svc *s)
+{
+	if (!s->warned && !opt.quiet)
+		fprintf(stderr, "demo-backend: %s service unreachable, going on without it\n",
+			s->name);
+	s->warned = true;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+/* Bytes of the first complete reply in p[0..n), 0 when incomplete. */
+typedef size_t (*reply_fn)(const char *p, size_t n);
+
+static size_t line_reply(const char *p, size_t n)
+{
+	const char *nl = memchr(p, '\n', n);
+
+	return nl ? (size_t)(nl - p) + 1 : 0;
+}
+
+static size_t resp_reply(const char *p, size_t n)
+{
+	size_t head = line_reply(p, n);
+	long long len;
+
+	if (!head || p[0] != '$' || (len = strtoll(p + 1, NULL, 10)) < 0)
+		return head;
+	return n >= head + (size_t)len + 2 ? head + (size_t)len + 2 : 0;
+}
+
+static bool svc_call(struct svc *s, const char *q, size_t qn, reply_fn complete)
+{
+	struct timeval tv = { 0, 200000 };
+	int one = 1;
+	ssize_t k;
+
+	if (s->fd < 0) {
+		s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s->fd < 0)
+			return false;
+		setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(s->fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0)
+			goto fail;
+		s->warned = false;
+	}
+	if (write(s->fd, q, qn) != (ssize_t)qn)
+		goto fail;
+	svc_reply.len = 0;
+	do {
+		sb_reserve(&svc_reply, 4096);
+		k = read(s->fd, svc_reply.p + svc_reply.len, svc_reply.cap - svc_reply.len);
+		if (k <= 0)
+			goto fail;
+		svc_reply.len += (size_t)k;
+	} while (!complete(svc_reply.p, svc_reply.len));
+	return true;
+fail:
+	svc_fail(s);
+	return false;
+}
+
+/* "<client>\n" -> "OK\n" or "ERROR\n" on ringfront's [ratelimit] listen. */
+static bool app_admit(const struct req *r)
+{
+	char q[80];
+	int n = snprintf(q, sizeof(q), "%s\n", r->client[0] ? r->client : "unknown");
+
+	if (!opt.ratelimit || !svc_call(&svc_rl, q, (size_t)n, line_reply))
+		return true;
+	return svc_reply.len >= 2 && !memcmp(svc_reply.p, "OK", 2);
+}
+
+/* GET user:<id> on ringfront's [cache] listen; the value goes into b. */
+static bool app_cache_get(ull id, struct sbuf *b)
+{
+	char q[96], key[32];
+	int kl = snprintf(key, sizeof(key), "user:%llu", id);
+	int n = snprintf(q, sizeof(q), "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", kl, key);
+	size_t head;
+
+	if (!opt.cache || !svc_call(&svc_cache, q, (size_t)n, resp_reply) ||
+	    svc_reply.p[0] != '$' || svc_reply.p[1] == '-')
+		return false;
+	head = line_reply(svc_reply.p, svc_reply.len);
+	sb_add(b, svc_reply.p + head, svc_reply.len - head - 2);
+	return true;
+}
+
+/* SET user:<id> <value> EX 300: the next read is a hit for five minutes. */
+static void app_cache_set(ull id, const char *v, size_t vn)
+{
+	char key[32];
+	int kl = snprintf(key, sizeof(key), "user:%llu", id);
+	struct sbuf q = { 0 };
+
+	if (!opt.cache)
+		return;
+	sb_printf(&q, "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key, vn);
+	sb_add(&q, v, vn);
+	sb_add(&q, S("\r\n$2\r\nEX\r\n$3\r\n300\r\n"));
+	svc_call(&svc_cache, q.p, q.len, resp_reply);
+	free(q.p);
+}
+
+/* /users/<id>: admission, then the cache, then the "database". */
+static void render_user(const struct req *r, struct sbuf *b, int *code, const char **extra)
+{
+	ull id = r->arg;
+
+	if (!app_admit(r)) {
+		*code = 429;
+		sb_add(b, S("{\"error\":\"rate limited\"}"));
+		return;
+	}
+	if (app_cache_get(id, b)) {
+		*extra = "X-Cache-Status: HIT\r\n";
+		return;
+	}
+	sb_printf(b, "{\"id\":%llu,\"name\":\"user-%llu\",\"email\":"
+		  "\"user%llu@example.com\",\"served_by\":\"%s\"}", id, id, id, served_by);
+	if (opt.cache) {
+		app_cache_set(id, b->p, b->len);
+		*extra = "X-Cache-Status: MISS\r\n";
+	}
+}
+
 /* The body of c->req's response into b; sets code and the extras. */
 static void render_body(struct conn *c, struct sbuf *b, int *code, const char **ctype,
 			const char **extra, bool *gen)
@@ -539,8 +720,7 @@ static void render_body(struct conn *c, struct sbuf *b, int *code, const char **
 	}
 	switch (r->route) {
 	case R_USERS:
-		sb_printf(b, "{\"id\":%llu,\"name\":\"user-%llu\",\"email\":"
-			  "\"user%llu@example.com\",\"served_by\":\"%s\"}", arg, arg, arg, served_by);
+		render_user(r, b, code, extra);
 		break;
 	case R_HEALTH:
 		*code = opt.health_fail ? 503 : 200;
@@ -943,9 +1123,13 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: demo-backend --port N [--host A] [--delay-ms N] [--fail-rate F]\n"
-		"                    [--health-fail] [--quiet]\n"
+		"                    [--health-fail] [--quiet] [--ratelimit HOST:PORT]\n"
+		"                    [--cache HOST:PORT]\n"
 		"  --fail-rate F answers that share of requests with 500 (never /health\n"
-		"  or /__stats); the sequence is deterministic for a given port.\n");
+		"  or /__stats); the sequence is deterministic for a given port.\n"
+		"  --ratelimit asks a line-protocol limiter (\"<client>\\n\" -> OK|ERROR)\n"
+		"  before /users/<id>; --cache reads /users/<id> through a Redis-protocol\n"
+		"  cache (X-Cache-Status: HIT|MISS).\n");
 	exit(2);
 }
 
@@ -958,6 +1142,8 @@ static void parse_args(int argc, char **argv)
 		{ "fail-rate", required_argument, NULL, 'f' },
 		{ "health-fail", no_argument, NULL, 'H' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "ratelimit", required_argument, NULL, 'r' },
+		{ "cache", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end = NULL;
@@ -979,6 +1165,10 @@ static void parse_args(int argc, char **argv)
 			opt.health_fail = true;
 		else if (o == 'q')
 			opt.quiet = true;
+		else if (o == 'r' && svc_init(&svc_rl, optarg))
+			opt.ratelimit = optarg;
+		else if (o == 'c' && svc_init(&svc_cache, optarg))
+			opt.cache = optarg;
 		else
 			usage();
 	}

@@ -67,7 +67,10 @@ for port in $(seq "$START_PORT" $((START_PORT + SERVERS - 1))) "$RF_PORT"; do
 	fi
 done
 
-build/fleet --servers=$SERVERS --start-port=$START_PORT &
+# the backends are the seeds' application: admission through ringfront's
+# line-protocol limiter, read-through caching in its Redis-protocol port
+build/fleet --servers=$SERVERS --start-port=$START_PORT \
+	--ratelimit 127.0.0.1:7001 --cache 127.0.0.1:6379 &
 FLEET_PID=$!
 for port in $(seq "$START_PORT" $((START_PORT + SERVERS - 1))); do
 	wait_port "$port" "$FLEET_PID" || die "the demo backends did not start (see the messages above)"
@@ -84,12 +87,13 @@ cat <<EOF
     demo backends  127.0.0.1:$START_PORT..$((START_PORT + SERVERS - 1))   (build/fleet, pid $FLEET_PID)
 
   Try:
-    curl -i localhost:$RF_PORT/users/42
+    curl -i localhost:$RF_PORT/users/42          # X-Cache-Status: MISS, then HIT (the app's read-through)
+    curl -i localhost:$RF_PORT/cache/x           # X-Cache-Status: MISS, then HIT (ringfront's cache)
     curl -s localhost:$RF_PORT/users/1 localhost:$RF_PORT/users/2     # served_by alternates
     curl -s localhost:$RF_PORT/headers                            # what ringfront forwarded
     curl -s localhost:$RF_PORT/bytes/1000000 | wc -c
     curl -s localhost:$START_PORT/__stats                            # requests vs connections
-    wrk -t2 -c64 -d5s http://localhost:$RF_PORT/users/1
+    wrk -t2 -c64 -d5s http://localhost:$RF_PORT/cache/1
 
   Ctrl-C stops everything.
 

@@ -387,3 +387,45 @@ def test_stale_while_revalidate():
     c.close()
     check(b.count[b"/swr"] == 2, b.count)
     rf.stop()
+
+
+def test_demo_app_reads_through_and_asks_the_limiter():
+    """The seeds' application: the demo backend asks ringfront's limiter
+    (line protocol) before /users/<id> and reads through ringfront's Redis
+    port, with its own X-Cache-Status; ringfront's replaces it on a route
+    ringfront caches."""
+    from harness import Backend
+    bport, rlport, cport = free_port(), free_port(), free_port()
+    ini = config(["127.0.0.1:%d" % bport], server="shutdown_timeout = 60s",
+                 routes=[("/", "app"), ("/users/", "app cache=off ratelimit=off"),
+                         ("/users/9", "app ratelimit=off")])
+    ini += ("\n[ratelimit]\nrate = 4/m\nburst = 4\nlisten = 127.0.0.1:%d\n"
+            "[cache]\nmemory = 8m\nlisten = 127.0.0.1:%d\n" % (rlport, cport))
+    rf = Ringfront(ini)
+    Backend("--ratelimit", "127.0.0.1:%d" % rlport, "--cache", "127.0.0.1:%d" % cport,
+            port=bport)
+    c = Conn(rf.port)
+    r1 = get(c, "/users/7")
+    check(r1.status == 200 and r1.header_all("X-Cache-Status") == ["MISS"], r1)
+    r2 = get(c, "/users/7")
+    check(r2.status == 200 and r2.header_all("X-Cache-Status") == ["HIT"], r2)
+    check(r2.body == r1.body, (r1.body, r2.body))
+    if shutil.which("redis-cli"):
+        check(redis(cport, "GET", "user:7").encode() == r1.body, redis(cport, "GET", "user:7"))
+        check(redis(cport, "DEL", "user:7") == "1")
+        check(get(c, "/users/7").header("X-Cache-Status") == "MISS")
+    else:
+        get(c, "/users/8")
+    # ringfront caches /users/9 itself: one X-Cache-Status, ringfront's
+    r = get(c, "/users/9")
+    check(r.status == 200 and r.header_all("X-Cache-Status") == ["MISS"], r)
+    # four admissions spent on this address: the application answers 429
+    r = get(c, "/users/7")
+    check(r.status == 429 and r.json() == {"error": "rate limited"}, r)
+    c.close()
+    # the application's idle connections to the limiter and the cache port
+    # do not hold a graceful stop for shutdown_timeout
+    import time as _t
+    t0 = _t.time()
+    rf.stop()
+    check(_t.time() - t0 < 30, "stop took %.1f s" % (_t.time() - t0))
