@@ -54,6 +54,20 @@ const struct admin_route admin_routes[] = {
 	{ HTTP_M_PATCH, "/upstreams/{name}/servers/{addr}", admin_patch_server, "balancing",
 	  "Change a server's weight, or drain it (no new requests) and undrain it",
 	  "ServerChange", 200, "Server", NULL, "400 404" },
+	{ HTTP_M_GET, "/services", admin_list_services, "services",
+	  "Services made through this API (upstreams with their route)", NULL, 200,
+	  "ServiceList", NULL, NULL },
+	{ HTTP_M_GET, "/services/{name}", admin_get_service, "services", "One service",
+	  NULL, 200, "Service", NULL, "404" },
+	{ HTTP_M_POST, "/services/{name}", admin_put_service, "services",
+	  "Register or update a service: a JSON array of addresses, or an object with "
+	  "servers, route (default /NAME/) and balance; it takes traffic at once",
+	  "ServiceChange", 201, "ServiceResult", NULL, "400 409" },
+	{ HTTP_M_PUT, "/services/{name}", admin_put_service, "services",
+	  "Same as POST /services/{name}", "ServiceChange", 201, "ServiceResult", NULL,
+	  "400 409" },
+	{ HTTP_M_DELETE, "/services/{name}", admin_delete_service, "services",
+	  "Remove a service and its route", NULL, 204, NULL, NULL, "404" },
 	{ HTTP_M_GET, "/clients", admin_list_clients, "clients",
 	  "Known clients (API keys and addresses with their own limit) and blocked ids",
 	  NULL, 200, "ClientList", Q_LIST, "400" },
@@ -264,7 +278,7 @@ int admin_query(const struct admin_ctx *x, const char *name, char *buf, size_t c
 	return rc == -EINVAL ? -ENOSPC : rc;
 }
 
-int admin_body_object(struct admin_ctx *x)
+int admin_body_json(struct admin_ctx *x)
 {
 	const struct outbuf *b = &x->ar->body;
 	int rc;
@@ -277,7 +291,7 @@ int admin_body_object(struct admin_ctx *x)
 		}
 	}
 	if (!b->len) {
-		admin_error(x, 400, "a JSON object body is required");
+		admin_error(x, 400, "a JSON body is required");
 		return -EINVAL;
 	}
 	rc = json_parse(&x->doc, b->p, b->len, x->toks, ADMIN_JSON_TOKENS);
@@ -290,6 +304,13 @@ int admin_body_object(struct admin_ctx *x)
 		}
 		return rc;
 	}
+	return 0;
+}
+
+int admin_body_object(struct admin_ctx *x)
+{
+	if (admin_body_json(x) < 0)
+		return -EINVAL;
 	if (x->toks[0].type != JSON_OBJECT) {
 		admin_error(x, 400, "the body must be a JSON object, not %s",
 			    json_type_name(x->toks[0].type));

@@ -82,6 +82,8 @@ int admin_query(const struct admin_ctx *x, const char *name, char *buf, size_t c
 /* Parse the body as a JSON object into x->doc (token 0). On failure the
  * 400 (with the error's byte offset) is already written: returns < 0. */
 int admin_body_object(struct admin_ctx *x);
+/* The same for any JSON value (an array, say). */
+int admin_body_json(struct admin_ctx *x);
 
 /* Read member <key> of the body object. Each returns 1 when present and
  * valid, 0 when absent (or null), and < 0 after writing a 400 naming the
@@ -140,6 +142,12 @@ void admin_get_tiers(struct admin_ctx *x);
 void admin_post_tier(struct admin_ctx *x);
 void admin_post_block(struct admin_ctx *x);
 void admin_post_unblock(struct admin_ctx *x);
+
+/* admin_services.c */
+void admin_list_services(struct admin_ctx *x);
+void admin_get_service(struct admin_ctx *x);
+void admin_put_service(struct admin_ctx *x);
+void admin_delete_service(struct admin_ctx *x);
 
 /* admin_openapi.c, admin_dash.c */
 void admin_get_openapi(struct admin_ctx *x);

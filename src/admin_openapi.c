@@ -77,6 +77,17 @@ static const char schemas[] =
 	"\"ServerChange\":{\"type\":\"object\",\"properties\":{\"weight\":{\"type\":\"integer\","
 	  "\"minimum\":1,\"maximum\":1000},\"drain\":{\"type\":\"boolean\",\"description\":"
 	  "\"true: no new requests (those in flight finish); false: back in rotation\"}}},"
+	"\"Service\":{\"type\":\"object\",\"required\":[\"name\",\"route\",\"servers\"],"
+	  "\"properties\":{\"name\":" T_STR ",\"route\":" T_STR ",\"servers\":" ARR(T_STR)
+	  ",\"upstream\":" REF("Upstream") "}},"
+	"\"ServiceList\":{\"type\":\"object\",\"properties\":{\"services\":"
+	  ARR(REF("Service")) "}},"
+	"\"ServiceChange\":{\"oneOf\":[" ARR(T_STR) ",{\"type\":\"object\",\"required\":"
+	  "[\"servers\"],\"properties\":{\"servers\":" ARR(T_STR) ",\"route\":{\"type\":"
+	  "\"string\",\"description\":\"path prefix, default /NAME/\"},\"balance\":"
+	  REF("Strategy") "}}],\"description\":\"addresses host:port (http:// is accepted)\"},"
+	"\"ServiceResult\":{\"type\":\"object\",\"properties\":{\"name\":" T_STR
+	  ",\"route\":" T_STR ",\"servers\":" ARR(T_STR) ",\"created\":" T_BOOL "}},"
 	"\"ClientCreate\":{\"type\":\"object\",\"required\":[\"client_id\"],\"properties\":{"
 	  "\"client_id\":{\"type\":\"string\",\"description\":\"API key or client address; "
 	  "id, api_key, key, ip_address and ip are accepted too\"},"

@@ -272,7 +272,15 @@ int config_load(const char *path, struct rf_config **out, char *err, size_t errl
 		rc = perr(&p, 0, -EFBIG, "larger than %u bytes", CONFIG_MAX_FILE);
 	else
 		rc = config_parse(path, buf, len, out, err, errlen);
-	free(buf);
+	if (rc == 0) {
+		/* kept: a services change rebuilds from the file's text as it was */
+		char *shrunk = realloc(buf, len + 1);
+
+		(*out)->source = shrunk ? shrunk : buf;
+		(*out)->source_len = len;
+	} else {
+		free(buf);
+	}
 	fclose(f);
 	return rc;
 }

@@ -66,6 +66,7 @@ struct rf_upstream_conf {
 	uint32_t circuit_open_time_ms;   /* open this long, then half-open */
 	uint32_t circuit_half_open_requests;  /* trial requests while half-open */
 	uint32_t retry_budget;           /* retries as percent of recent attempts; 0 = none */
+	uint8_t dynamic;                 /* made through /services, not the file */
 	int line;                        /* where the section starts, for errors */
 };
 
@@ -162,6 +163,8 @@ struct rf_cache_conf {
 
 struct rf_config {
 	char *path;             /* owned: the file it was read from */
+	char *source;           /* owned: the file's text (config_load), or NULL */
+	size_t source_len;
 
 	/* [server] */
 	struct rf_addr listen[RF_MAX_LISTEN];
@@ -210,6 +213,12 @@ int config_parse(const char *name, const char *text, size_t len,
 		 struct rf_config **out, char *err, size_t errlen);
 
 void config_free(struct rf_config *cfg);
+
+/* Move the upstreams and routes of <src> (a configuration of its own, e.g.
+ * the dynamic services) into <dst>, keeping dst's routes sorted longest
+ * prefix first; <src> is freed either way. A name or prefix <dst> has
+ * already is refused: -EEXIST with a message in <err>. */
+int config_merge(struct rf_config *dst, struct rf_config *src, char *err, size_t errlen);
 
 /* Parse "host:port" (IPv4, [IPv6]:port, or "localhost"/hostname resolved
  * with getaddrinfo at load time). Returns 0 or -EINVAL. */

@@ -358,10 +358,24 @@ static int route_entry(struct parser *p, const char *key, const char *val)
 }
 
 /* Whole-file checks: routes name real upstreams, sorted longest prefix first. */
+/* Longest prefix first, by insertion sort: stable, so equal lengths keep
+ * file order. */
+static void sort_routes(struct rf_config *c)
+{
+	struct rf_route_conf tmp;
+	uint32_t i, j;
+
+	for (i = 1; i < c->nroutes; i++) {
+		tmp = c->routes[i];
+		for (j = i; j > 0 && strlen(c->routes[j - 1].prefix) < strlen(tmp.prefix); j--)
+			c->routes[j] = c->routes[j - 1];
+		c->routes[j] = tmp;
+	}
+}
+
 int route_finish(struct parser *p)
 {
 	struct rf_config *c = p->cfg;
-	struct rf_route_conf tmp;
 	uint32_t i, j;
 
 	if (!c->nupstreams)
@@ -387,13 +401,61 @@ int route_finish(struct parser *p)
 		if (apply_defaults(p, route_keys, ARRAY_SIZE(route_keys), &c->routes[0]))
 			return -EINVAL;
 	}
-	/* insertion sort: stable, so equal lengths keep file order */
-	for (i = 1; i < c->nroutes; i++) {
-		tmp = c->routes[i];
-		for (j = i; j > 0 && strlen(c->routes[j - 1].prefix) < strlen(tmp.prefix); j--)
-			c->routes[j] = c->routes[j - 1];
-		c->routes[j] = tmp;
+	sort_routes(c);
+	return 0;
+}
+
+/* The first name <src> shares with <dst>: an upstream or a route prefix. */
+static const char *merge_clash(const struct rf_config *dst, const struct rf_config *src,
+			       const char **what)
+{
+	uint32_t i, j;
+
+	*what = "upstream";
+	for (i = 0; i < src->nupstreams; i++)
+		for (j = 0; j < dst->nupstreams; j++)
+			if (!strcmp(src->upstreams[i].name, dst->upstreams[j].name))
+				return src->upstreams[i].name;
+	*what = "route";
+	for (i = 0; i < src->nroutes; i++)
+		for (j = 0; j < dst->nroutes; j++)
+			if (!strcmp(src->routes[i].prefix, dst->routes[j].prefix))
+				return src->routes[i].prefix;
+	return NULL;
+}
+
+int config_merge(struct rf_config *dst, struct rf_config *src, char *err, size_t errlen)
+{
+	uint32_t i, base = dst->nupstreams;
+	const char *what, *clash = merge_clash(dst, src, &what);
+	void *ups, *routes;
+
+	if (clash) {
+		snprintf(err, errlen, "%s '%s' exists already", what, clash);
+		config_free(src);
+		return -EEXIST;
 	}
+	ups = realloc(dst->upstreams, (base + src->nupstreams) * sizeof(*dst->upstreams));
+	if (ups)
+		dst->upstreams = ups;
+	routes = realloc(dst->routes, (dst->nroutes + src->nroutes) * sizeof(*dst->routes));
+	if (routes)
+		dst->routes = routes;
+	if (!ups || !routes) {
+		snprintf(err, errlen, "out of memory");
+		config_free(src);
+		return -ENOMEM;
+	}
+	memcpy(dst->upstreams + base, src->upstreams, src->nupstreams * sizeof(*src->upstreams));
+	dst->nupstreams += src->nupstreams;
+	for (i = 0; i < src->nroutes; i++) {
+		dst->routes[dst->nroutes] = src->routes[i];
+		dst->routes[dst->nroutes++].upstream += base;
+	}
+	/* what they own is dst's now */
+	src->nupstreams = src->nroutes = 0;
+	config_free(src);
+	sort_routes(dst);
 	return 0;
 }
 
@@ -630,6 +692,7 @@ void config_free(struct rf_config *cfg)
 		free(cfg->ratelimit.api_keys[i].key);
 	free(cfg->ratelimit.api_keys);
 	free(cfg->ratelimit.tiers);
+	free(cfg->source);
 	free(cfg->path);
 	free(cfg);
 }

@@ -133,6 +133,20 @@ void health_init(struct server *s)
 	atomic_init(&s->since_ms, 0);
 }
 
+int health_inherit(struct server *to, const struct server *from)
+{
+	uint64_t h = atomic_load(&from->hw) & ~HW_PROBING;
+	uint64_t cb = fset(atomic_load(&from->cb), CB_TRIALS_SH, CB_TRIALS_BITS, 0);
+
+	/* probes and trial requests in flight finish on the old server: the
+	 * new one starts without them, so it is never waiting for them */
+	atomic_store(&to->hw, h);
+	atomic_store(&to->cb, cb);
+	atomic_store(&to->hold_until, atomic_load(&from->hold_until));
+	atomic_store(&to->since_ms, atomic_load(&from->since_ms));
+	return HW_STATE(h) == HEALTH_EJECTED;
+}
+
 int health_is_failure(const struct server *s, int outcome)
 {
 	switch (outcome) {

@@ -89,6 +89,10 @@ void health_init(struct server *s);
  * Returns an enum health_admit. */
 int health_admit(struct server *s, uint64_t now_ms);
 
+/* A reload or services change: <to> (same address, new runtime) takes over
+ * the health and circuit state of <from>. Returns 1 when it is ejected. */
+int health_inherit(struct server *to, const struct server *from);
+
 /* Passive result of a request that <s> served (enum bal_outcome): feeds
  * outlier ejection and the circuit breaker. A success on a healthy server
  * only loads the words. */

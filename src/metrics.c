@@ -33,6 +33,20 @@ static inline void add(_Atomic uint64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+void metrics_inherit(struct server_metrics *to, const struct server_metrics *from)
+{
+	size_t i;
+
+	for (i = 0; i < METRICS_NOUTCOMES; i++)
+		atomic_store_explicit(&to->outcome[i], atomic_load_explicit(&from->outcome[i],
+				      memory_order_relaxed), memory_order_relaxed);
+	atomic_store_explicit(&to->lat_sum_us, atomic_load_explicit(&from->lat_sum_us,
+			      memory_order_relaxed), memory_order_relaxed);
+	for (i = 0; i < METRICS_NBUCKETS; i++)
+		atomic_store_explicit(&to->lat_bucket[i], atomic_load_explicit(&from->lat_bucket[i],
+				      memory_order_relaxed), memory_order_relaxed);
+}
+
 void metrics_observe(struct server *s, uint32_t latency_us, int outcome)
 {
 	struct server_metrics *m = &s->m;

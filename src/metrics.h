@@ -33,6 +33,10 @@ struct server;
  * Call it once per attempt, beside balance_on_done(). Lock-free. */
 void metrics_observe(struct server *s, uint32_t latency_us, int outcome);
 
+/* A reload: <to> continues the totals of <from> (the same server in the
+ * runtime before), so counters stay monotonic for Prometheus. */
+void metrics_inherit(struct server_metrics *to, const struct server_metrics *from);
+
 /* A consistent-enough snapshot (relaxed loads) for the admin views. */
 struct metrics_view {
 	uint64_t outcome[METRICS_NOUTCOMES];

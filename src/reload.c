@@ -1,9 +1,12 @@
-/* reload.c - hot reload: build a runtime from the file, publish it with
- * one atomic store, and wake the workers, which switch at the top of their
- * loop. Requests in flight finish on the runtime they started with. What a
- * running process cannot change (listening sockets, workers, buffers, the
- * rate limiter's and cache's own sections) keeps its start-up value, and
- * the log says so. */
+/* reload.c - building and publishing runtimes after start-up: a reload of
+ * the file (SIGHUP, POST /reload) and a change of the dynamic services
+ * (/services). Either builds a runtime from the file's text plus the
+ * services, carries the running state over (runtime_inherit), publishes
+ * it with one atomic store, and wakes the workers, which switch at the top
+ * of their loop. Requests in flight finish on the runtime they started
+ * with. What a running process cannot change (listening sockets, workers,
+ * buffers, the rate limiter's and cache's own sections) keeps its start-up
+ * value, and the log says so. */
 #include <errno.h>
 #include <pthread.h>
 #include "common.h"
@@ -11,8 +14,10 @@
 #include "reload.h"
 #include "worker.h"
 
+/* Serialises every change; guards <registry> and <generation>. */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t reload_generation = 1;
+static struct services registry;
 
 /* Settings bound to resources created at start-up. */
 static void warn_restart_only(const struct rf_config *a, const struct rf_config *b)
@@ -45,35 +50,95 @@ static void warn_restart_only(const struct rf_config *a, const struct rf_config 
 				 fields[i].what);
 }
 
-int reload_config(char *err, size_t errlen)
+/* Add the services <svc> to <cfg> (the file's), then build the runtime
+ * from them, take the running state over from <cur>, and publish it. Takes
+ * <cfg> over. Returns 0 or a negative errno with the message in <err>. */
+static int publish(struct runtime *cur, struct rf_config *cfg, const struct services *svc,
+		   char *err, size_t errlen)
 {
-	struct runtime *cur, *nrt;
-	struct rf_config *cfg;
+	struct rf_config *dyn;
+	struct runtime *nrt;
 	uint32_t i;
-	int ret;
+	int rc;
 
-	pthread_mutex_lock(&reload_lock);
-	cur = atomic_load(&rf_runtime);
-	ret = config_load(cur->cfg->path, &cfg, err, errlen);
-	if (ret < 0) {
-		log_error("msg=\"reload failed, the running configuration stays\" error=\"%s\"", err);
-		goto out;
+	rc = services_config(svc, &dyn, err, errlen);
+	if (rc == 0 && dyn)
+		rc = config_merge(cfg, dyn, err, errlen);
+	if (rc < 0) {
+		config_free(cfg);
+		return rc;
 	}
-	warn_restart_only(cur->cfg, cfg);
-	nrt = runtime_new(cfg, cur->rl, ++reload_generation);
+	nrt = runtime_new(cfg, cur->rl, reload_generation + 1);
 	if (!nrt) {
-		snprintf(err, errlen, "%s: out of memory", cur->cfg->path);
-		ret = -ENOMEM;
-		goto out;
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
+	runtime_inherit(nrt, cur);
+	reload_generation++;
 	/* the published reference moves from the old runtime to the new */
 	atomic_store_explicit(&rf_runtime, nrt, memory_order_release);
 	for (i = 0; i < rf_nworkers; i++)
 		worker_wake(&rf_workers[i]);
 	runtime_unref(cur);
-	log_info("msg=\"configuration reloaded\" generation=%u upstreams=%u routes=%u",
-		 nrt->generation, cfg->nupstreams, cfg->nroutes);
-out:
+	return 0;
+}
+
+int reload_config(char *err, size_t errlen)
+{
+	struct runtime *cur;
+	struct rf_config *cfg;
+	int ret;
+
+	pthread_mutex_lock(&reload_lock);
+	cur = atomic_load(&rf_runtime);
+	ret = config_load(cur->cfg->path, &cfg, err, errlen);
+	if (ret == 0) {
+		warn_restart_only(cur->cfg, cfg);
+		ret = publish(cur, cfg, &registry, err, errlen);
+	}
+	if (ret < 0)
+		log_error("msg=\"reload failed, the running configuration stays\" error=\"%s\"", err);
+	else
+		log_info("msg=\"configuration reloaded\" generation=%u upstreams=%u routes=%u",
+			 reload_generation, atomic_load(&rf_runtime)->cfg->nupstreams,
+			 atomic_load(&rf_runtime)->cfg->nroutes);
+	pthread_mutex_unlock(&reload_lock);
+	return ret;
+}
+
+int reload_service(const struct service *s, const char *remove, char *err, size_t errlen)
+{
+	struct services next;
+	struct runtime *cur;
+	struct rf_config *cfg;
+	int ret;
+
+	pthread_mutex_lock(&reload_lock);
+	cur = atomic_load(&rf_runtime);
+	ret = services_with(&next, &registry, s, remove);
+	if (ret == -ENOENT)
+		snprintf(err, errlen, "no service '%s'", remove);
+	else if (ret == -EEXIST)
+		snprintf(err, errlen, "route '%s' exists already", s->route);
+	else if (ret < 0)
+		snprintf(err, errlen, "out of memory");
+	else if (!cur->cfg->source)
+		ret = -ENOTSUP;
+	/* the file's text as it was loaded: a services change is no reload */
+	else if ((ret = config_parse(cur->cfg->path, cur->cfg->source, cur->cfg->source_len,
+				     &cfg, err, errlen)) == 0) {
+		cfg->source = rf_xstrndup(cur->cfg->source, cur->cfg->source_len);
+		cfg->source_len = cur->cfg->source_len;
+		ret = publish(cur, cfg, &next, err, errlen);
+	}
+	if (ret == 0) {
+		services_free(&registry);
+		registry = next;
+		log_info("msg=\"service %s\" service=%s generation=%u", s ? "set" : "removed",
+			 s ? s->name : remove, reload_generation);
+	} else {
+		services_free(&next);
+	}
 	pthread_mutex_unlock(&reload_lock);
 	return ret;
 }

@@ -1,14 +1,23 @@
-/* reload.h - re-read the configuration file and switch the workers to it
- * without dropping a connection (SIGHUP and POST /reload). */
+/* reload.h - switch the workers to a new runtime without dropping a
+ * connection: after re-reading the file (SIGHUP and POST /reload) or a
+ * change of the dynamic services (/services). */
 #ifndef RF_RELOAD_H
 #define RF_RELOAD_H
 
 #include <stddef.h>
+#include "services.h"
 
 /* Load the running configuration's file again and publish it. On error
  * the running configuration stays, and <err> holds "FILE:LINE: message".
  * Callable from any thread; reloads are serialised. Returns 0 or the
  * negative errno of the load. */
 int reload_config(char *err, size_t errlen);
+
+/* Add or replace service <s> (by name), or remove the one named <remove>
+ * (s NULL), and publish the runtime with it; the file is not read again.
+ * Returns 0, -ENOENT (no such service), -EEXIST (its upstream name or
+ * route is taken), -EINVAL (refused by the configuration rules, message
+ * in <err>), -ENOTSUP (no file text to build on), -ENOMEM. */
+int reload_service(const struct service *s, const char *remove, char *err, size_t errlen);
 
 #endif

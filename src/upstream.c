@@ -5,6 +5,7 @@
 #include "common.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "upstream.h"
 
 static void route_limits_init(struct runtime *rt);
@@ -66,6 +67,60 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 }
 
 _Atomic(struct runtime *) rf_runtime;
+
+static const struct upstream *find_upstream(const struct runtime *rt, const char *name)
+{
+	uint32_t i;
+
+	for (i = 0; i < rt->cfg->nupstreams; i++)
+		if (!strcmp(rt->ups[i].conf->name, name))
+			return &rt->ups[i];
+	return NULL;
+}
+
+static const struct server *find_server(const struct upstream *up, const char *addr)
+{
+	uint32_t i;
+
+	for (i = 0; i < up->nservers; i++)
+		if (!strcmp(up->servers[i].conf->addr.text, addr))
+			return &up->servers[i];
+	return NULL;
+}
+
+static void server_inherit(struct server *s, const struct server *o)
+{
+	if (s->conf->weight == o->conf->weight)
+		atomic_store(&s->weight, atomic_load(&o->weight));
+	if (health_inherit(s, o))
+		atomic_fetch_add(&s->up->nejected, 1);
+	atomic_store(&s->lat, atomic_load(&o->lat));
+	atomic_store(&s->win, atomic_load(&o->win));
+	metrics_inherit(&s->m, &o->m);
+}
+
+void runtime_inherit(struct runtime *rt, const struct runtime *old)
+{
+	uint32_t i, j;
+
+	for (i = 0; i < rt->cfg->nupstreams; i++) {
+		struct upstream *up = &rt->ups[i];
+		const struct upstream *o = find_upstream(old, up->conf->name);
+
+		if (!o)
+			continue;
+		if (up->conf->balance == o->conf->balance)
+			atomic_store(&up->balance, atomic_load(&o->balance));
+		atomic_store(&up->retry_win, atomic_load(&o->retry_win));
+		for (j = 0; j < up->nservers; j++) {
+			const struct server *os = find_server(o, up->servers[j].conf->addr.text);
+
+			if (os)
+				server_inherit(&up->servers[j], os);
+		}
+		balance_weights_changed(up);
+	}
+}
 
 struct runtime *runtime_new(struct rf_config *cfg, struct rl *rl, uint32_t generation)
 {

@@ -73,6 +73,15 @@ extern _Atomic(struct runtime *) rf_runtime;
  * -ENOMEM (cfg is freed). */
 struct runtime *runtime_new(struct rf_config *cfg, struct rl *rl, uint32_t generation);
 void runtime_ref(struct runtime *rt);
+
+/* Carry the running state of <old> into <rt> (not yet published): per
+ * upstream by name, the strategy; per server by address, health, circuit,
+ * response-time average, outcome window and totals, and the weight. A
+ * strategy or weight the new file changed is the file's; otherwise a
+ * change made through the admin API stays. Requests in flight on <old>
+ * keep counting there. */
+void runtime_inherit(struct runtime *rt, const struct runtime *old);
+
 /* Drop a reference; the last one frees the runtime and its config. */
 void runtime_unref(struct runtime *rt);
 

@@ -406,6 +406,11 @@ static void worker_loop(struct worker *w)
 		w->wheel.now = w->now_us / 1000;
 		if (rf_cache)
 			cache_quiescent(rf_cache, w->id);
+		/* before this batch: a request that follows a reload or services
+		 * change the client saw answered already meets the new runtime */
+		if (unlikely(atomic_load_explicit(&rf_runtime, memory_order_acquire) != w->rt) &&
+		    !w->stopping)
+			worker_switch_runtime(w, atomic_load(&rf_runtime));
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			dispatch(w, cqe);
 			n++;
@@ -413,9 +418,6 @@ static void worker_loop(struct worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		if (!w->stopping && atomic_load(&rf_stop_requested))
 			worker_begin_stop(w);
-		if (unlikely(atomic_load_explicit(&rf_runtime, memory_order_acquire) != w->rt) &&
-		    !w->stopping)
-			worker_switch_runtime(w, atomic_load(&rf_runtime));
 		hcheck_reap(w);
 		timer_run(&w->wheel, w->wheel.now);
 		rl_quiescent(w->rt->rl, (unsigned)w->id);

@@ -810,3 +810,69 @@ def test_dashboard_in_headless_chromium():
     if time.time() - t0 > 20:       # a loaded machine; the check itself passed
         print("  note: the browser check took %.1fs" % (time.time() - t0))
     rf.stop()
+
+
+def test_services_registry():
+    """Seed 002's dynamic services: POST /services/{name} with an array of
+    addresses makes an upstream and its /name/ route at once, without
+    dropping connections; DELETE takes it away; the running state of the
+    file's upstream survives every change."""
+    rf, aport, bs = admin_stack(workers=2)
+    extra = [Backend(), Backend()]
+    c = Conn(rf.port)                       # a keep-alive client across the changes
+    c.send(build_request("GET", "/users/1"))
+    check(c.read_response().status == 200)
+    ok_json(call(aport, "POST", "/strategy", {"balance": "least_conn"}))
+    r = call(aport, "POST", "/services/orders", [e.addr for e in extra])
+    body = ok_json(r, 201)
+    check(body == {"name": "orders", "route": "/orders/", "servers": [e.addr for e in extra],
+                   "created": True}, body)
+    served = set()
+    for _ in range(6):                      # new connections, both workers
+        r = request(rf.port, "GET", "/orders/users/5")
+        # the path goes as it came: the demo backend has no /orders/ (404)
+        check(r.status == 404 and r.json()["path"] == "/orders/users/5", r)
+        served.add(r.header("X-Handled-By"))
+    check(served == {"app-server-%d" % e.port for e in extra}, served)
+    c.send(build_request("GET", "/users/2"))    # the old connection still works
+    r = c.read_response()
+    check(r.status == 200 and r.json()["served_by"] == "app-server-%d" % bs[0].port, r)
+    lst = ok_json(call(aport, "GET", "/services"))["services"]
+    check([s["name"] for s in lst] == ["orders"] and lst[0]["route"] == "/orders/", lst)
+    check(lst[0]["upstream"]["requests"] >= 6, lst[0]["upstream"])
+    one = ok_json(call(aport, "GET", "/services/orders"))
+    check(one["servers"] == [e.addr for e in extra], one)
+    # the file's upstream kept its strategy and its counters
+    app = ok_json(call(aport, "GET", "/upstreams/app"))
+    check(app["balance"] == "least_conn" and app["requests"] >= 2, app)
+    # update: object form with a route and a strategy; seed-style http:// addresses
+    r = call(aport, "POST", "/services/orders",
+             {"servers": ["http://" + extra[1].addr + "/"], "route": "/o/", "balance": "random2"})
+    check(ok_json(r, 200)["created"] is False, r)
+    r = request(rf.port, "GET", "/orders/users/1")         # "/" takes it now
+    check(r.header("X-Handled-By") == "app-server-%d" % bs[0].port, r)
+    r = request(rf.port, "GET", "/o/users/1")
+    check(r.header("X-Handled-By") == "app-server-%d" % extra[1].port, r)
+    # refusals
+    error_of(call(aport, "POST", "/services/app", [extra[0].addr]), 409)      # the file's name
+    error_of(call(aport, "POST", "/services/x", {"servers": [extra[0].addr], "route": "/o/"}), 409)
+    error_of(call(aport, "POST", "/services/x", []), 400)
+    error_of(call(aport, "POST", "/services/x", ["no port here"]), 400)
+    error_of(call(aport, "POST", "/services/x", ["127.0.0.1:notaport"]), 400)
+    error_of(call(aport, "POST", "/services/x", {"servers": [1]}), 400)
+    error_of(call(aport, "POST", "/services/x", {"servers": ["127.0.0.1:1"],
+                                                 "balance": "fastest"}), 400)
+    error_of(call(aport, "GET", "/services/x"), 404)
+    # a reload keeps the services
+    ok_json(call(aport, "POST", "/reload"))
+    r = request(rf.port, "GET", "/o/users/1")
+    check(r.header("X-Handled-By") == "app-server-%d" % extra[1].port, r)
+    check(ok_json(call(aport, "GET", "/upstreams/app"))["balance"] == "least_conn")
+    r = call(aport, "DELETE", "/services/orders")
+    check(r.status == 204, r)
+    r = request(rf.port, "GET", "/o/users/1")
+    check(r.header("X-Handled-By") == "app-server-%d" % bs[0].port, r)
+    check(ok_json(call(aport, "GET", "/services")) == {"services": []})
+    error_of(call(aport, "DELETE", "/services/orders"), 404)
+    c.close()
+    rf.stop()

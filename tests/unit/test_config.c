@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "services.h"
 #include "test.h"
 
 /* Minimal upstream so a config is otherwise valid. */
@@ -521,6 +522,56 @@ static void test_addr(void)
 	     "t.ini:2: bad value for 'servers': '[fe80::zz]:80' (bad IPv6 address)");
 }
 
+/* Dynamic services become upstreams and routes merged into the file's. */
+static void test_merge_services(void)
+{
+	const char *a[] = { "http://127.0.0.1:7001/", "127.0.0.1:7002" };
+	struct services none = { 0 }, one, two, gone;
+	struct service s1, s2;
+	struct rf_config *c = PARSE("[upstream web]\nservers = 127.0.0.1:1\n"), *dyn;
+	char err[256];
+
+	if (!c)
+		return;
+	CHECK_INT(service_make(&s1, "orders", a, 2, NULL, "least_conn", err, sizeof err), 0);
+	CHECK_STR(s1.servers, "127.0.0.1:7001 127.0.0.1:7002");
+	CHECK_STR(s1.route, "/orders/");
+	CHECK_INT(service_make(&s2, "pay", a, 1, "/p/", NULL, err, sizeof err), 0);
+	CHECK_INT(service_make(&s2, "a b", a, 1, NULL, NULL, err, sizeof err), -EINVAL);
+	CHECK_INT(service_make(&s2, "pay", a, 0, NULL, NULL, err, sizeof err), -EINVAL);
+	CHECK_INT(service_make(&s2, "pay", a, 1, "p", NULL, err, sizeof err), -EINVAL);
+	CHECK_INT(service_make(&s2, "pay", a, 1, "/p/", NULL, err, sizeof err), 0);
+	CHECK_INT(services_with(&one, &none, &s1, NULL), 0);
+	CHECK_INT(services_with(&two, &one, &s2, NULL), 0);
+	CHECK_INT(two.n, 2);
+	CHECK_INT(services_with(&gone, &two, NULL, "nope"), -ENOENT);
+	CHECK_INT(services_with(&gone, &two, NULL, "orders"), 0);
+	CHECK_INT(gone.n, 1);
+	CHECK_INT(services_config(&two, &dyn, err, sizeof err), 0);
+	CHECK_INT(config_merge(c, dyn, err, sizeof err), 0);
+	/* the file had no [route]: its implicit "/" stays last */
+	CHECK_INT(c->nupstreams, 3);
+	CHECK_INT(c->nroutes, 3);
+	CHECK_STR(c->routes[0].prefix, "/orders/");
+	CHECK_STR(c->upstreams[c->routes[0].upstream].name, "orders");
+	CHECK_INT(c->upstreams[1].dynamic, 1);
+	CHECK_INT(c->upstreams[1].balance, RF_BAL_LEAST_CONN);
+	CHECK_INT(c->upstreams[1].nservers, 2);
+	CHECK_STR(c->routes[2].prefix, "/");
+	CHECK_INT(c->routes[2].upstream, 0);
+	/* a name or prefix taken: refused, and the file's stays as it was */
+	CHECK_INT(services_config(&one, &dyn, err, sizeof err), 0);
+	CHECK_INT(config_merge(c, dyn, err, sizeof err), -EEXIST);
+	CHECK_STR(err, "upstream 'orders' exists already");
+	CHECK_INT(c->nupstreams, 3);
+	services_free(&one);
+	services_free(&two);
+	services_free(&gone);
+	service_free(&s1);
+	service_free(&s2);
+	config_free(c);
+}
+
 static void test_routes(void)
 {
 	/* [route] before the upstreams it names; equal lengths keep file order */
@@ -707,8 +758,12 @@ static void test_default_ini(void)
 	CHECK_STR(c->upstreams[0].name, "app");
 	CHECK_INT(c->upstreams[0].nservers, 2);
 	CHECK_STR(c->upstreams[0].servers[1].addr.text, "127.0.0.1:9002");
-	CHECK_INT(c->nroutes, 1);
-	CHECK_STR(c->routes[0].prefix, "/");
+	/* the application does its own caching and admission on /users/ */
+	CHECK_INT(c->nroutes, 2);
+	CHECK_STR(c->routes[0].prefix, "/users/");
+	CHECK_INT(c->routes[0].cache, 0);
+	CHECK_INT(c->routes[0].ratelimit, 0);
+	CHECK_STR(c->routes[1].prefix, "/");
 
 	/* it states the real defaults: same as a config that sets nothing */
 	d = PARSE("[upstream app]\nservers = 127.0.0.1:9001 127.0.0.1:9002\n");
@@ -805,6 +860,7 @@ int main(void)
 	RUN(test_weights);
 	RUN(test_addr);
 	RUN(test_routes);
+	RUN(test_merge_services);
 	RUN(test_many);
 	RUN(test_err_buffer);
 	RUN(test_load_missing);
