@@ -45,8 +45,11 @@ RESULTS_DIR=$ROOT/bench/results
 #   name | wrk threads | connections | path | extra wrk args | targets | unit | status | description
 # unit: rps (requests/s) or mbps (also report MiB/s), plus ",nolat" when
 # wrk's latency figures mean nothing (pipelining), ",429" (exact status
-# counts from status.lua, 429 share, backends must see ~0 requests) or
-# ",share" (the slow backend's share of the requests, p99 ratio). targets:
+# counts from status.lua, 429 share, backends must see ~0 requests),
+# ",cache" (every response must come from the proxy's cache: a second GET
+# before the run must say X-Cache-Status: HIT and the backends must see ~0
+# requests during it, else the run fails loudly) or ",share" (the slow
+# backend's share of the requests, p99 ratio). targets:
 # ringfront-lt is ringfront with balance = least_time; it runs with
 # ringfront. status: ok, or the reason the scenario is skipped. @HERE@ is
 # this directory. To add a scenario, add a row (and, if it needs more than
@@ -56,7 +59,7 @@ SCENARIO_TABLE='
 keepalive | 1 | 64   | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET, 66-byte JSON body, 64 connections
 close     | 1 | 64   | /users/42       | -H "Connection: close"     | ringfront haproxy nginx direct | rps  | ok | one request per client connection (Connection: close); backend connections stay pooled
 64k       | 1 | 64   | /bytes64k       |                            | ringfront haproxy nginx direct | mbps | ok | keep-alive GET of a 64 KiB body
-cache     | 1 | 64   | /cache/users/42 |                            | ringfront haproxy nginx        | rps  | not yet: needs [cache] in ringfront and cache configs for HAProxy/nginx | cache hits (Cache-Control: max-age=60)
+cache     | 1 | 64   | /cache/users/42 |                            | ringfront haproxy nginx        | rps,cache | ok | cache hits: the backend sends Cache-Control: max-age=60, every request is answered from the proxy cache
 429       | 1 | 64   | /users/42       | -s @HERE@/status.lua       | ringfront haproxy nginx        | rps,429 | ok | every request rejected by the rate limiter (429): one key, 1 request per hour
 2000conn  | 2 | 2000 | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET over 2,000 busy connections (wrk -t2)
 pipeline  | 1 | 64   | /users/42       | -s @HERE@/pipeline.lua     | ringfront haproxy nginx direct | rps,nolat | ok | 16 pipelined GETs per write on each of 64 connections
@@ -236,11 +239,11 @@ done
 # HAProxy: one thread (pinned mode), connection reuse on (the default "safe"
 # opens a backend connection per Connection: close request), the same
 # forwarding headers as the others, private pid and stats socket.
-# haproxy_cfg FRONTEND_LINES BALANCE SERVER2
+# haproxy_cfg FRONTEND_LINES BALANCE SERVER2 [BACKEND_LINES [SECTIONS]]
 haproxy_cfg() {
 	haproxy_head "$HA_THREADS" "$TMP/haproxy"
 	cat <<EOF
-
+${5:-}
 frontend fe
     bind $HOST:$PROXY_PORT backlog 4096
 $1    http-request set-header X-Forwarded-Proto http
@@ -250,7 +253,7 @@ backend app
     balance $2
     http-reuse always
     http-request add-header Via "1.1 haproxy"
-    server s1 $HOST:${BE_PORTS[0]}
+${4:-}    server s1 $HOST:${BE_PORTS[0]}
     server s2 $HOST:$3
 EOF
 }
@@ -263,6 +266,20 @@ haproxy_cfg "    stick-table type ip size 1m expire 1h store http_req_rate(1h)
     http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1 }
 " roundrobin "${BE_PORTS[1]}" >"$TMP/haproxy/haproxy-429.cfg"
 haproxy_cfg "" leastconn "$SLOW_PORT" >"$TMP/haproxy/haproxy-slow.cfg"
+# cache: HAProxy's RAM cache (a "cache" section, cache-use on the request,
+# cache-store on the response) as large as ringfront's; max-age caps what
+# the backend's Cache-Control allows (60 s either way). X-Cache-Status like
+# the others': a response with no server behind it came from the cache.
+haproxy_cfg "" roundrobin "${BE_PORTS[1]}" "    http-request cache-use rc
+    http-response cache-store rc
+    http-response set-header X-Cache-Status HIT if !{ srv_id -m found }
+    http-response set-header X-Cache-Status MISS if { srv_id -m found }
+" "
+cache rc
+    total-max-size 64
+    max-object-size 1048576
+    max-age 60
+" >"$TMP/haproxy/haproxy-cache.cfg"
 
 # nginx as a proxy: upstream keep-alive (keepalive + HTTP/1.1 + empty
 # Connection), keepalive_requests raised on both sides, backlog 4096, no
@@ -318,6 +335,17 @@ nginx_cfg "    limit_req_zone \$binary_remote_addr zone=rl:10m rate=1r/m;
 " "" "${BE_PORTS[1]}" >"$d/nginx-429.conf"
 nginx_cfg "" "" "        least_conn;
 " "$SLOW_PORT" >"$d/nginx-slow.conf"
+# cache: proxy_cache, file-backed (hits are read from the page cache), 64 MB
+# like the others, the zone's keys in shared memory; misses of one key make
+# one backend request (proxy_cache_lock, as ringfront's coalesce = on);
+# freshness from the backend's Cache-Control. X-Cache-Status from
+# $upstream_cache_status. The cache manager and loader processes are part
+# of nginx's process tree, so their CPU time is counted too.
+nginx_cfg "    proxy_cache_path $d/cache levels=1:2 keys_zone=rc:10m max_size=64m inactive=10m use_temp_path=off;
+" "            proxy_cache rc;
+            proxy_cache_lock on;
+            add_header X-Cache-Status \$upstream_cache_status always;
+" "" "${BE_PORTS[1]}" >"$d/nginx-cache.conf"
 
 # ringfront: the same shape in its INI (keys from src/config.h).
 # ringfront_cfg SERVER2 UPSTREAM_LINES EXTRA_SECTIONS
@@ -352,6 +380,12 @@ key = ip
 " >"$TMP/ringfront/ringfront-429.ini"
 ringfront_cfg "$SLOW_PORT" "balance = least_conn" "" >"$TMP/ringfront/ringfront-slow.ini"
 ringfront_cfg "$SLOW_PORT" "balance = least_time" "" >"$TMP/ringfront/ringfront-slow-lt.ini"
+# cache: the response cache on every route, 64 MB (HAProxy's and nginx's
+# size too), no Redis-protocol port; coalesce stays on (the default).
+ringfront_cfg "${BE_PORTS[1]}" "" "
+[cache]
+memory = 64m
+" >"$TMP/ringfront/ringfront-cache.ini"
 
 # cfg_path TARGET SCENARIO: the configuration file of that run.
 cfg_path() {
@@ -572,6 +606,26 @@ start_target() {
 		stop_tree "$PROXY_ROOT"
 		return 1
 	fi
+	# The cache scenario: that request stored the response (or found it in
+	# nginx's cache files, which outlive a restart); the next GET must be a
+	# hit. A store that lands a moment later gets 5 tries, 0.1 s apart.
+	if [[ ,${SC_UNIT[$s]}, == *,cache,* ]]; then
+		local hdr= try
+		for ((try = 1; try <= 5; try++)); do
+			hdr=$(curl -s -m 3 -o /dev/null -D - "$URL_BASE${SC_PATH[$s]}" | tr -d '\r' \
+				| awk 'tolower($1) == "x-cache-status:" {print $2}')
+			[[ $hdr == HIT ]] && break
+			sleep 0.1
+		done
+		if [[ $hdr != HIT ]]; then
+			WHY="NOT CACHED: GET ${SC_PATH[$s]} still said X-Cache-Status: ${hdr:-(none)} after the first request stored it (5 tries)"
+			CACHE_FAIL=1
+			stop_tree "$PROXY_ROOT"
+			return 1
+		fi
+		((try == 1)) || NOTES+="$t: the first GET after the storing one was not yet a hit in $s (HIT at try $try). "
+		meta "cachehit_$t" "X-Cache-Status: $hdr (try $try)"
+	fi
 	cfg_path "$t" "$s"
 	if [[ -z ${ECHOED[$t]:-} ]] && [[ $CFG == */ringfront.ini || $CFG == */haproxy.cfg || $CFG == */nginx.conf ]]; then
 		ECHOED[$t]=1
@@ -583,14 +637,23 @@ declare -A ECHOED=()
 
 # run_one SCENARIO TARGET REP
 run_one() {
-	local s=$1 t=$2 rep=$3 out thr url pt0 pt1 b10 b11 b20 b21 t0 t1 ref0 ref1 rss wrk_pid
+	local s=$1 t=$2 rep=$3 out thr url pt0 pt1 b10 b11 b20 b21 t0 t1 ref0 ref1 rss wrk_pid cache_allowed be_seen
 	local be2_port=${BE_PORTS[1]} be2_pid=${BE_PIDS[1]} be2_kind=nginx
 	local -a extra
 	# The slow scenario's second backend is the demo backend.
 	[[ $s == slow ]] && { be2_port=$SLOW_PORT; be2_pid=$SLOW_PID; be2_kind=demo; }
 	wait_quiet
+	CACHE_FAIL=0
 	if ! start_target "$t" "$s"; then
-		if [[ $t == ringfront* ]]; then
+		if ((CACHE_FAIL)); then
+			# A proxy that does not serve hits fails the cache scenario,
+			# ringfront included: the run would measure something else.
+			BROKEN["$t $s"]=$WHY
+			skip "$t" "$s" "**FAILED**: $WHY"
+			log "$t: FAILED in $s — $WHY"
+			CACHE_FAILED+=("$t: $WHY")
+			FAILURES=$((FAILURES + 1))
+		elif [[ $t == ringfront* ]]; then
 			# Not starting with the plain config rules ringfront out; with
 			# a scenario's own config (rate limit, balancing), only that
 			# scenario.
@@ -651,6 +714,18 @@ run_one() {
 	stop_tree "$ref_pid"
 	stub_read "${BE_PORTS[0]}" B1S1; stub_read "$be2_port" B2S1
 	ref1=$(cpuref)
+	# The cache scenario: the backends must have seen (almost) nothing. A
+	# stored entry lives 60 s, so a long run may refetch it once a minute,
+	# at most once per connection (HAProxy does not coalesce misses).
+	cache_allowed=$(( SC_CONNS[$s] * (1 + DURATION / 60) ))
+	if [[ ,${SC_UNIT[$s]}, == *,cache,* ]]; then
+		be_seen=$(( B1S1_req - B1S0_req - 1 + B2S1_req - B2S0_req - 1 ))
+		if ((be_seen > cache_allowed)); then
+			log "  $t: FAILED in $s #$rep — NOT CACHED: the backends saw $be_seen requests during the run (at most $cache_allowed expected)"
+			CACHE_FAILED+=("$t #$rep: the backends saw $be_seen requests during the run (at most $cache_allowed expected)")
+			FAILURES=$((FAILURES + 1))
+		fi
+	fi
 
 	if [[ $t != direct ]]; then
 		stop_tree "$PROXY_ROOT" || NOTES+="$t left processes behind after $s #$rep. "
@@ -669,7 +744,7 @@ run_one() {
 		stat_steal_all0="$A_steal_all" stat_steal_all1="$B_steal_all" \
 		be1_acc0="$B1S0_acc" be1_req0="$B1S0_req" be1_acc1="$B1S1_acc" be1_req1="$B1S1_req" \
 		be2_acc0="$B2S0_acc" be2_req0="$B2S0_req" be2_acc1="$B2S1_acc" be2_req1="$B2S1_req" \
-		be2_kind="$be2_kind" >&2 \
+		be2_kind="$be2_kind" cache_allowed="$cache_allowed" >&2 \
 		|| log "report.py record failed for $s/$t/$rep"
 }
 
@@ -701,6 +776,7 @@ fi
 # every target of a scenario runs within seconds of the others. The order
 # of the proxies rotates with each repeat so none is always first.
 FAILURES=0
+CACHE_FAILED=()
 for ((rep = 1; rep <= REPEAT; rep++)); do
 	for s in "${RUN_SCENARIOS[@]}"; do
 		[[ ${SC_STATUS[$s]} == ok ]] || continue
@@ -723,6 +799,9 @@ done
 # ---------------------------------------------------------------- report
 for ((i = 0; i < 2; i++)); do stop_tree "${BE_PIDS[$i]}" || NOTES+="a backend left processes behind. "; done
 [[ -z $SLOW_PID ]] || stop_tree "$SLOW_PID" || NOTES+="the slow backend did not stop. "
+if ((${#CACHE_FAILED[@]})); then
+	NOTES+="**CACHE SCENARIO FAILED**, not every response came from the cache: $(printf '%s; ' "${CACHE_FAILED[@]}")"
+fi
 meta notes "$NOTES"
 left=$(for e in "${STARTED[@]}"; do p=${e%%:*}; proc_alive "$p" "${e#*:}" && echo "$p"; done)
 [[ -z $left ]] || log "WARNING: still running: $left"
@@ -734,5 +813,13 @@ res=$RESULTS_DIR/$stamp.md
 cat "$res"
 log ""
 log "written to ${res#"$ROOT"/}"
-((FAILURES == 0)) || { log "$FAILURES run(s) of HAProxy/nginx/direct failed"; exit 1; }
+if ((${#CACHE_FAILED[@]})); then
+	log ""
+	log "=================================================================="
+	log "CACHE SCENARIO FAILED: these proxies did not serve the cache hits"
+	log "the scenario measures (its figures for them are not comparable):"
+	printf '  %s\n' "${CACHE_FAILED[@]}" >&2
+	log "=================================================================="
+fi
+((FAILURES == 0)) || { log "$FAILURES run(s) failed (HAProxy/nginx/direct, or a cache scenario without hits)"; exit 1; }
 exit 0
