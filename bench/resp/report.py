@@ -248,7 +248,8 @@ def cmd_report(argv):
             for r in sr:
                 all_t.setdefault(r["target"], []).append(r)
             for t, rs in all_t.items():
-                by_t[t] = [r for r in rs if not noisy(r)] or rs
+                valid = [r for r in rs if not r["check_failed"]]
+                by_t[t] = [r for r in valid if not noisy(r)] or valid
 
             def ratio(key):
                 out = []
@@ -266,9 +267,13 @@ def cmd_report(argv):
 
             for t in ORDER:
                 rs = by_t.get(t)
+                every = all_t.get(t, [])
+                if not rs and every:
+                    w("| %s | " % LABEL[t] + " | ".join(["—"] * 12) + " | **FAILED** every run: %s |"
+                      % "; ".join(sorted({f for r in every for f in r["flags"]})).replace("|", "\\|"))
+                    continue
                 if not rs:
                     continue
-                every = all_t[t]
                 cells = [LABEL[t], f1(med([r["rps"] for r in rs]), 0), f1(med([r["p50_ms"] for r in rs]), 3),
                          f1(med([r["p99_ms"] for r in rs]), 3), f1(med([r["cpu_us_req"] for r in rs]), 2),
                          f1(med([r["server_cpu_pct"] for r in rs]), 0), f1(med([r["rss_mb"] for r in rs])),
@@ -300,9 +305,12 @@ def cmd_report(argv):
                         seen.setdefault(re.sub(r"[0-9]+(?:\.[0-9]+)?%?", "#", fl), []).append(fl)
                 for fl in seen.values():
                     notes.append("%s (%d/%d runs)" % (fl[0], len(fl), len(every)) if len(every) > 1 else fl[0])
-                if len(rs) < len(every):
+                nfail = sum(1 for r in every if r["check_failed"])
+                if nfail:
+                    notes.append("**%d run(s) FAILED a check**, left out" % nfail)
+                if len(rs) < len(every) - nfail:
                     notes.append("medians of the %d clean runs" % len(rs))
-                elif all(noisy(r) for r in every):
+                elif all(noisy(r) for r in rs):
                     notes.append("**no clean run: rerun on a quiet machine**")
                 cells.append("; ".join(notes).replace("|", "\\|"))
                 w("| " + " | ".join(cells) + " |")
@@ -339,7 +347,8 @@ def cmd_report(argv):
     failed = [r for r in runs if r["check_failed"]]
     if failed:
         w("**%d run(s) FAILED a check** (server errors, or the server did not count every "
-          "command sent): their figures do not measure what they should." % len(failed))
+          "command sent): their figures do not measure what they should, and they are "
+          "left out of the medians." % len(failed))
         w("")
     nn = sum(1 for r in runs if noisy(r))
     if nn:
