@@ -45,7 +45,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := build/demo-backend build/fleet
 
 .PHONY: all debug tsan profile release run test test-unit test-integration \
-        bench clean help deps deps-test FORCE
+        bench bench-keys bench-resp clean help deps deps-test FORCE
 
 all: ringfront $(TOOL_BINS)
 
@@ -57,6 +57,8 @@ help:
 	@echo 'make run           start the demo stack: two demo backends + ringfront on :8080'
 	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize)'
 	@echo 'make bench         side-by-side benchmark against HAProxy and nginx'
+	@echo 'make bench-keys    memory per rate-limit key against HAProxy and nginx'
+	@echo 'make bench-resp    the Redis-protocol port against redis-server (redis-benchmark)'
 	@echo 'make fuzz          libFuzzer targets under ASan+UBSan, FUZZ_TIME s each (60)'
 	@echo 'make soak          mixed traffic against the ASan build for SOAK_TIME s (600)'
 	@echo 'make clean         remove build outputs'
@@ -121,8 +123,16 @@ test: deps-test all $(UNIT_BINS)
 test-unit: $(UNIT_BINS)
 	$(Q)BUILD=$(BUILD) tests/run.sh --unit-only $(OUT)/tests
 
+# BENCH_ARGS go to the script of the target: e.g.
+# make bench-resp BENCH_ARGS="--quick"
 bench: all
 	$(Q)bench/wrk/run.sh $(BENCH_ARGS)
+
+bench-keys: all
+	$(Q)bench/keys/run.sh $(BENCH_ARGS)
+
+bench-resp: all
+	$(Q)bench/resp/run.sh $(BENCH_ARGS)
 
 # Fuzzing and the soak test (tests/README.md). `make fuzz` builds the
 # libFuzzer targets of tests/fuzz/ with clang into build/fuzz/ and runs each

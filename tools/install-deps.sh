@@ -1,13 +1,17 @@
 #!/bin/sh
 # install-deps.sh - install the Debian packages ringfront needs, only when
-# they are missing. Usage: tools/install-deps.sh build|test|bench
+# they are missing. Usage: tools/install-deps.sh build|test|bench|resp
 set -e
 case "${1:-build}" in
 build) pkgs="liburing-dev gcc make" ;;
 test)  pkgs="liburing-dev gcc make curl python3 wrk procps redis-tools"
        optional="chromium" ;;      # the dashboard test skips without it
 bench) pkgs="liburing-dev gcc make curl wrk haproxy nginx-light procps util-linux" ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+# bench/resp/run.sh. Where a service manager runs, Debian's redis-server
+# package also starts a redis-server service on 127.0.0.1:6379; the
+# benchmark starts its own on a free port and never uses that one.
+resp)  pkgs="liburing-dev gcc make redis-server redis-tools procps util-linux" ;;
+*) echo "usage: $0 build|test|bench|resp" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -32,6 +32,8 @@ set -u -o pipefail
 ARGS="$*"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+BENCH_NAME=keys/run.sh
+. "$ROOT/bench/lib.sh"
 
 HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19080
@@ -46,9 +48,6 @@ RUN_LIMIT=26                    # seconds: the most one target's key run may tak
                                 # short is reported per key it did create)
 RINGFRONT=${RINGFRONT:-$ROOT/ringfront}
 RESULTS_DIR=$ROOT/bench/results
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "keys/run.sh: $*"; exit 1; }
 
 while (($#)); do
 	case $1 in
@@ -84,172 +83,27 @@ NODE=$((32 + 48 + KEYLEN))
 SLAB=8; while ((SLAB < NODE)); do SLAB=$((SLAB * 2)); done
 NGX_ZONE_MB=$(( (KEYS * SLAB * 9 / 8 + 1048575) / 1048576 ))
 
-"$ROOT/tools/install-deps.sh" bench || die "tools/install-deps.sh bench failed"
-for tool in wrk haproxy nginx curl taskset timeout python3; do
-	command -v "$tool" >/dev/null || die "$tool not found"
-done
-hard=$(ulimit -Hn)
-[[ $hard == unlimited ]] && hard=1048576
-ulimit -n "$hard" 2>/dev/null
-NOFILE=$(ulimit -n)
-MAXCONN=$(( (NOFILE - 200) / 2 ))
-
-# ---------------------------------------------------------------- processes
-# Trees we start are stopped by pid (checked against their start time),
-# never by name: other people's nginx may be running.
-declare -a STARTED=()
-proc_start_time() {
-	local line
-	START_TIME=
-	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-	local -a a=(${line##*) })
-	START_TIME=${a[19]}
-}
-proc_alive() {
-	local line
-	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-	local -a a=(${line##*) })
-	[[ ${a[0]} != Z && ${a[0]} != X && ${a[19]} == "$2" ]]
-}
-tree_of() {
-	local root=$1 f line pid p
-	local -A kids=()
-	local -a a queue
-	for f in /proc/[0-9]*/stat; do
-		{ read -r line <"$f"; } 2>/dev/null || continue
-		pid=${line%% *}
-		a=(${line##*) })
-		kids[${a[1]}]+=" $pid"
-	done
-	TREE=()
-	[[ -e /proc/$root/stat ]] || return 0
-	queue=("$root")
-	while ((${#queue[@]})); do
-		p=${queue[0]}
-		queue=("${queue[@]:1}")
-		TREE+=("$p")
-		queue+=(${kids[$p]:-})
-	done
-}
-# tree_rss ROOT: TREE_RSS_KB = VmRSS summed over ROOT's tree.
-tree_rss() {
-	local p k v rest
-	tree_of "$1"
-	TREE_RSS_KB=0
-	for p in "${TREE[@]}"; do
-		{ while read -r k v rest; do
-			[[ $k == VmRSS: ]] && { ((TREE_RSS_KB += v)); break; }
-		done <"/proc/$p/status"; } 2>/dev/null
-	done
-}
-register() { proc_start_time "$1"; STARTED+=("$1:${START_TIME:-0}"); }
-unregister() {
-	local i
-	for i in "${!STARTED[@]}"; do
-		[[ ${STARTED[$i]%%:*} == "$1" ]] && unset 'STARTED[i]'
-	done
-	STARTED=("${STARTED[@]}")
-}
-# stop_tree ROOT: SIGTERM to the tree, SIGKILL to what is left after 5 s.
-stop_tree() {
-	local root=$1 i p left
-	tree_of "$root"
-	local -a pids=("${TREE[@]}") starts=()
-	for p in "${pids[@]}"; do proc_start_time "$p"; starts+=("${START_TIME:-x}"); done
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for ((i = 0; i < 100; i++)); do
-		left=0
-		for p in "${!pids[@]}"; do
-			proc_alive "${pids[$p]}" "${starts[$p]}" && { left=1; break; }
-		done
-		((left)) || break
-		sleep 0.05
-	done
-	for p in "${!pids[@]}"; do
-		proc_alive "${pids[$p]}" "${starts[$p]}" && kill -KILL "${pids[$p]}" 2>/dev/null
-	done
-	{ wait "$root"; } 2>/dev/null
-	unregister "$root"
-}
-TMP=
-cleanup() {
-	local rc=$? e p
-	trap - EXIT INT TERM
-	for ((e = ${#STARTED[@]} - 1; e >= 0; e--)); do
-		p=${STARTED[$e]%%:*}
-		proc_alive "$p" "${STARTED[$e]#*:}" && stop_tree "$p"
-	done
-	if [[ -n $TMP && -d $TMP ]]; then
-		if ((KEEP)); then log "kept $TMP"; else rm -rf "$TMP"; fi
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
-
-port_listening() {
-	local hex
-	printf -v hex ':%04X ' "$1"
-	grep -qE "${hex}[0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-wait_port_free() {
-	local i
-	for ((i = 0; i < $2 * 20; i++)); do
-		port_listening "$1" || return 0
-		sleep 0.05
-	done
-	return 1
-}
-wait_listen() {
-	local i
-	for ((i = 0; i < $4 * 20; i++)); do
-		proc_alive "$1" "$2" || return 2
-		port_listening "$3" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-start_bg() {
-	local logf=$1
-	shift
-	"$@" >"$logf" 2>&1 </dev/null &
-	LAST_PID=$!
-	register "$LAST_PID"
-}
+bench_deps bench wrk haproxy nginx curl taskset timeout
+bench_python
+bench_nofile
+bench_pinning 0                 # the proxy on CPU 0, the backend and wrk on CPU 1
 
 # ---------------------------------------------------------------- configs
 for port in "$PROXY_PORT" "$BE_PORT"; do
 	port_listening "$port" && die "port $port is already in use; stop that first (another benchmark?)"
 done
-TMP=$(mktemp -d /tmp/ringfront-keys.XXXXXX) || die "mktemp failed"
-chmod 755 "$TMP"
+bench_tmpdir ringfront-keys
 mkdir -p "$TMP/be" "$TMP/ringfront" "$TMP/haproxy" "$TMP/nginx" "$RESULTS_DIR"
-USER_LINE=
-[[ $(id -u) -eq 0 ]] && USER_LINE='user root;'
-nginx_common() {
-	cat <<EOF
-worker_processes 1;
-pid $1/nginx.pid;
-lock_file $1/nginx.lock;
-error_log $1/error.log warn;
-daemon off;
-$USER_LINE
-worker_rlimit_nofile $NOFILE;
-events { worker_connections $((NOFILE - 200)); }
-http {
-    access_log off;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 65s;
-EOF
+# keys_nginx DIR: one worker, the lines every private nginx shares, and
+# the opening of its http block.
+keys_nginx() {
+	echo "worker_processes 1;"
+	nginx_common "$1"
+	echo "http {"
+	nginx_http_common "$1"
 }
 {
-	nginx_common "$TMP/be"
+	keys_nginx "$TMP/be"
 	cat <<EOF
     default_type application/json;
     server {
@@ -284,24 +138,9 @@ keepalive = 256
 / = app
 EOF
 
-cat >"$TMP/haproxy/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn $MAXCONN
-    pidfile $TMP/haproxy/haproxy.pid
-    stats socket $TMP/haproxy/stats.sock mode 600 level admin
-    stats timeout 30s
-
-defaults
-    mode http
-    maxconn $MAXCONN
-    option http-keep-alive
-    option forwardfor
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-request 10s
-    timeout http-keep-alive 30s
+{
+	haproxy_head 1 "$TMP/haproxy"
+	cat <<EOF
 
 frontend fe
     bind $HOST:$PROXY_PORT backlog 4096
@@ -315,9 +154,10 @@ backend app
     http-reuse always
     server s1 $HOST:$BE_PORT
 EOF
+} >"$TMP/haproxy/haproxy.cfg"
 
 {
-	nginx_common "$TMP/nginx"
+	keys_nginx "$TMP/nginx"
 	cat <<EOF
     limit_req_zone \$binary_remote_addr\$uri zone=keys:${NGX_ZONE_MB}m rate=1000000r/s;
     upstream app {
@@ -360,9 +200,9 @@ done
 
 target_cmd() {
 	case $1 in
-	ringfront) CMD=(taskset -c 0 "$RINGFRONT" -c "$TMP/ringfront/ringfront.ini") ;;
-	haproxy) CMD=(taskset -c 0 haproxy -W -db -f "$TMP/haproxy/haproxy.cfg") ;;
-	nginx) CMD=(taskset -c 0 nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf") ;;
+	ringfront) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$TMP/ringfront/ringfront.ini") ;;
+	haproxy) CMD=("${PIN0[@]}" haproxy -W -db -f "$TMP/haproxy/haproxy.cfg") ;;
+	nginx) CMD=("${PIN0[@]}" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf") ;;
 	esac
 }
 
@@ -386,7 +226,7 @@ ringfront_table_kb() {
 
 # haproxy_used: entries in HAProxy's stick-table (stats socket).
 haproxy_used() {
-	python3 - "$TMP/haproxy/stats.sock" <<'EOF' 2>/dev/null
+	"$PY" - "$TMP/haproxy/stats.sock" <<'EOF' 2>/dev/null
 import re, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(3)
@@ -405,7 +245,7 @@ EOF
 }
 
 # ---------------------------------------------------------------- runs
-start_bg "$TMP/be/stdout.log" taskset -c 1 nginx -p "$TMP/be" -e "$TMP/be/error.log" -c "$TMP/be/nginx.conf"
+start_bg "$TMP/be/stdout.log" "${PIN1[@]}" nginx -p "$TMP/be" -e "$TMP/be/error.log" -c "$TMP/be/nginx.conf"
 BE_PID=$LAST_PID
 proc_start_time "$BE_PID"
 wait_listen "$BE_PID" "$START_TIME" "$BE_PORT" 5 || die "backend did not start"
@@ -434,15 +274,15 @@ for t in "${RUN_TARGETS[@]}"; do
 		continue
 	fi
 	# Warm-up: one key, every connection and pooled backend link in use.
-	taskset -c 1 timeout -k 2 10 wrk -t1 -c64 -d1s -s "$ROOT/bench/wrk/pipeline.lua" \
+	"${PIN1[@]}" timeout -k 2 10 wrk -t1 -c64 -d1s -s "$ROOT/bench/wrk/pipeline.lua" \
 		"http://$HOST:$PROXY_PORT/users/42" >"$TMP/$t/warm.txt" 2>&1 </dev/null
 	sleep 0.5
-	tree_rss "$root"; rss0=$TREE_RSS_KB
+	tree_sample "$root" rss; rss0=$TREE_RSS_KB
 	tab0=; [[ $t == ringfront ]] && tab0=$(ringfront_table_kb "$root")
 	be0=$(be_requests)
 	marker=$TMP/$t/done
 	t0=$EPOCHREALTIME
-	taskset -c 1 timeout -s INT -k 5 "$RUN_LIMIT" wrk -t1 -c64 -d"${RUN_LIMIT}s" --timeout 5s \
+	"${PIN1[@]}" timeout -s INT -k 5 "$RUN_LIMIT" wrk -t1 -c64 -d"${RUN_LIMIT}s" --timeout 5s \
 		-s "$HERE/keys.lua" "http://$HOST:$PROXY_PORT/" -- "$KEYS" "$marker" "$DEPTH" \
 		>"$TMP/$t/wrk.txt" 2>&1 </dev/null &
 	wrk_pid=$!
@@ -455,7 +295,7 @@ for t in "${RUN_TARGETS[@]}"; do
 	wait "$wrk_pid"
 	unregister "$wrk_pid"
 	sleep 0.5
-	tree_rss "$root"; rss1=$TREE_RSS_KB
+	tree_sample "$root" rss; rss1=$TREE_RSS_KB
 	tab1=; [[ $t == ringfront ]] && tab1=$(ringfront_table_kb "$root")
 	used=; [[ $t == haproxy ]] && used=$(haproxy_used)
 	be1=$(be_requests)
@@ -463,7 +303,7 @@ for t in "${RUN_TARGETS[@]}"; do
 	sent=$(awk '/^Keys sent:/ {print $3}' "$TMP/$t/wrk.txt")
 	statuses=$(sed -n 's/^Status counts: //p' "$TMP/$t/wrk.txt")
 	[[ -e $marker ]] || log "$t: wrk did not get $KEYS responses within $RUN_LIMIT s"
-	secs=$(python3 -c "print('%.1f' % ($t1 - $t0))")
+	secs=$("$PY" -c "print('%.1f' % ($t1 - $t0))")
 	printf '%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${sent:-?}" "$statuses" \
 		"$((be1 - be0 - 1))" "$secs" "$rss0" "$rss1" "${tab0:-}" "${tab1:-}" "${used:-}" \
 		"$([[ -e $marker ]] && echo done || echo incomplete)" >>"$TMP/rows.tsv"
@@ -476,7 +316,7 @@ ELAPSED=$((SECONDS - T_START))
 stamp=$(date '+%Y-%m-%d-%H%M')
 res=$RESULTS_DIR/keys-$stamp.md
 [[ -e $res ]] && res=$RESULTS_DIR/keys-$stamp-$(date +%S).md
-python3 - "$TMP/rows.tsv" "$KEYS" "$MAX_KEYS" "$TABLE_BYTES" "$NGX_ZONE_MB" "$SLAB" \
+"$PY" - "$TMP/rows.tsv" "$KEYS" "$MAX_KEYS" "$TABLE_BYTES" "$NGX_ZONE_MB" "$SLAB" \
 	"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo +changes)" \
 	"$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')" "$(nginx -v 2>&1 | sed 's/.*nginx\///')" \
 	"$ELAPSED" "$DEPTH" "$ARGS" "$RUN_LIMIT" >"$res" <<'EOF' || die "report failed"

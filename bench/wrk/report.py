@@ -48,10 +48,17 @@ MIN_429_SHARE = 0.99
 # (A speed drift alone is only reported: the core's speed flips between two
 # levels many times a minute, so it is noise every target gets its share of.)
 NOISE_FLAGS = ("foreign load",)
+# Flags that mean the run did not measure the scenario at all (the cache
+# scenario answered by the backends): such runs never enter the medians.
+INVALID_FLAGS = ("NOT CACHED",)
 
 
 def noisy(r):
     return any(f.startswith(NOISE_FLAGS) for f in r["flags"])
+
+
+def invalid(r):
+    return any(f.startswith(INVALID_FLAGS) for f in r["flags"])
 
 # --------------------------------------------------------------------------
 # wrk output
@@ -284,7 +291,16 @@ def derive(raw):
             flags.append("no status counts (status.lua)")
         elif r["share_429"] < MIN_429_SHARE:
             flags.append("only %.1f%% 429s" % (100 * r["share_429"]))
-    if req and None not in be_req and raw["target"] != "direct":
+    if "cache" in opts:
+        # Every response must come from the proxy's cache: the backends see
+        # nothing but the refetch of an expired entry (run.sh's allowance).
+        allowed = int(raw.get("cache_allowed") or raw.get("conns", 64))
+        if None in be_req:
+            flags.append("NOT CACHED? no backend counts")
+        elif sum(be_req) > allowed:
+            flags.append("NOT CACHED: backends saw %d requests (at most %d expected)"
+                         % (sum(be_req), allowed))
+    elif req and None not in be_req and raw["target"] != "direct":
         # The run ends with requests in flight that the backend answered but
         # wrk never counted: up to conns x pipeline depth. In the 429
         # scenario only the admitted requests (2xx) may reach a backend.
@@ -476,6 +492,8 @@ def cmd_report(argv):
         cols += ["p50 ms", "p99 ms", "CPU µs/req", "CPU %", "RSS MB", "errors", "ref µs"]
         if "429" in opts:
             cols += ["429 share", "backend req"]
+        if "cache" in opts:
+            cols += ["backend req"]
         if "share" in opts:
             cols += ["slow backend share", "p99 ÷ best peer"]
         cols += ["CPU ÷ best peer" if "share" in opts else "ringfront ÷ best peer",
@@ -488,8 +506,9 @@ def cmd_report(argv):
         for r in sr:
             all_t.setdefault(r["target"], []).append(r)
         for t, rs in all_t.items():
-            clean = [r for r in rs if not noisy(r)]
-            by_t[t] = clean or rs
+            valid = [r for r in rs if not invalid(r)]
+            clean = [r for r in valid if not noisy(r)]
+            by_t[t] = clean or valid
         peers = [t for t in PEERS if all_t.get(t)]
 
         def ratios_of(ours, key):
@@ -524,9 +543,16 @@ def cmd_report(argv):
             everyrun = all_t.get(t, [])
             why = [s[2] for s in skips if s[0] == t and s[1] in (name, "*")]
             label = SHARE_LABELS.get(t, t) if "share" in opts else t
+            if not rs and everyrun:
+                # every run was answered by the backends: no figures at all
+                w("| %s | " % label + " | ".join(["—"] * (len(cols) - 2)) +
+                  " | **FAILED: not served from its cache** (%s) |"
+                  % "; ".join(f for r in everyrun for f in r["flags"]).replace("|", "\\|"))
+                continue
             if not rs:
                 reason = why[0] if why else "no run"
-                w("| %s | " % label + " | ".join(["—"] * (len(cols) - 2)) + " | skipped: %s |" % reason)
+                w("| %s | " % label + " | ".join(["—"] * (len(cols) - 2)) + " | %s |"
+                  % (reason if reason.startswith("**FAILED") else "skipped: " + reason))
                 continue
             cells = [label if t != "direct" else "direct (backend)", fmt_int(med([r["rps"] for r in rs]))]
             if "mbps" in opts:
@@ -543,6 +569,9 @@ def cmd_report(argv):
             if "429" in opts:
                 sh = med([r.get("share_429") for r in rs])
                 cells.append("—" if sh is None else "%.2f%%" % (100 * sh))
+                cells.append(fmt_int(med([sum(r["be_req"]) if None not in r["be_req"] else None
+                                          for r in rs])))
+            if "cache" in opts:
                 cells.append(fmt_int(med([sum(r["be_req"]) if None not in r["be_req"] else None
                                           for r in rs])))
             if "share" in opts:
@@ -562,14 +591,25 @@ def cmd_report(argv):
             for key, fl in nflag.items():
                 notes.append("%s (%d/%d runs)" % (fl[0], len(fl), len(everyrun))
                              if len(everyrun) > 1 else fl[0])
-            if len(rs) < len(everyrun):
+            if any(invalid(r) for r in everyrun):
+                notes.append("**%d run(s) FAILED: not served from the cache**, left out"
+                             % sum(1 for r in everyrun if invalid(r)))
+            if len(rs) < len([r for r in everyrun if not invalid(r)]):
                 notes.append("medians of the %d clean runs" % len(rs))
-            elif len(everyrun) > 0 and all(noisy(r) for r in everyrun):
+            elif len(rs) > 0 and all(noisy(r) for r in rs):
                 notes.append("**no clean run: rerun on a quiet machine**")
             notes += ["partly skipped: %s" % x for x in why]
             cells.append("; ".join(notes).replace("|", "\\|"))
             w("| " + " | ".join(cells) + " |")
         w("")
+        if "cache" in opts:
+            hits = [(k[9:], v) for k, v in meta.items() if k.startswith("cachehit_")]
+            w("Checked for every target: before each run, the GET after the one that stored "
+              "the response said %s; during the runs the backends must see ~0 requests "
+              "(\"backend req\"). A run that fails either check is reported as FAILED and "
+              "left out. The backends' CPU is not counted: it is ~0 for every target."
+              % (", ".join("%s `%s`" % hv for hv in hits) if hits else "X-Cache-Status: HIT"))
+            w("")
         if "nolat" in opts:
             w("wrk times a pipelined batch, not each request, and its percentiles are then "
               "unreliable: no latency is shown for this scenario.")

@@ -17,6 +17,8 @@ set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+BENCH_NAME=wrk/run.sh
+. "$ROOT/bench/lib.sh"
 
 HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19080
@@ -43,8 +45,11 @@ RESULTS_DIR=$ROOT/bench/results
 #   name | wrk threads | connections | path | extra wrk args | targets | unit | status | description
 # unit: rps (requests/s) or mbps (also report MiB/s), plus ",nolat" when
 # wrk's latency figures mean nothing (pipelining), ",429" (exact status
-# counts from status.lua, 429 share, backends must see ~0 requests) or
-# ",share" (the slow backend's share of the requests, p99 ratio). targets:
+# counts from status.lua, 429 share, backends must see ~0 requests),
+# ",cache" (every response must come from the proxy's cache: a second GET
+# before the run must say X-Cache-Status: HIT and the backends must see ~0
+# requests during it, else the run fails loudly) or ",share" (the slow
+# backend's share of the requests, p99 ratio). targets:
 # ringfront-lt is ringfront with balance = least_time; it runs with
 # ringfront. status: ok, or the reason the scenario is skipped. @HERE@ is
 # this directory. To add a scenario, add a row (and, if it needs more than
@@ -54,7 +59,7 @@ SCENARIO_TABLE='
 keepalive | 1 | 64   | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET, 66-byte JSON body, 64 connections
 close     | 1 | 64   | /users/42       | -H "Connection: close"     | ringfront haproxy nginx direct | rps  | ok | one request per client connection (Connection: close); backend connections stay pooled
 64k       | 1 | 64   | /bytes64k       |                            | ringfront haproxy nginx direct | mbps | ok | keep-alive GET of a 64 KiB body
-cache     | 1 | 64   | /cache/users/42 |                            | ringfront haproxy nginx        | rps  | not yet: needs [cache] in ringfront and cache configs for HAProxy/nginx | cache hits (Cache-Control: max-age=60)
+cache     | 1 | 64   | /cache/users/42 |                            | ringfront haproxy nginx        | rps,cache | ok | cache hits: the backend sends Cache-Control: max-age=60, every request is answered from the proxy cache
 429       | 1 | 64   | /users/42       | -s @HERE@/status.lua       | ringfront haproxy nginx        | rps,429 | ok | every request rejected by the rate limiter (429): one key, 1 request per hour
 2000conn  | 2 | 2000 | /users/42       |                            | ringfront haproxy nginx direct | rps  | ok | keep-alive GET over 2,000 busy connections (wrk -t2)
 pipeline  | 1 | 64   | /users/42       | -s @HERE@/pipeline.lua     | ringfront haproxy nginx direct | rps,nolat | ok | 16 pipelined GETs per write on each of 64 connections
@@ -89,10 +94,6 @@ Environment: RINGFRONT=path/to/binary (default ./ringfront),
              DEMO_BACKEND=path (slow scenario's backend, default build/demo-backend)
 EOF
 }
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "run.sh: $*"; exit 1; }
-trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; printf '%s' "$s"; }
 
 # ---------------------------------------------------------------- scenarios
 declare -a SC_ALL=()
@@ -166,244 +167,18 @@ if ((WANT_SLOW)) && [[ ! -x $DEMO_BACKEND ]]; then
 fi
 
 # ---------------------------------------------------------------- tools
-"$ROOT/tools/install-deps.sh" bench || die "tools/install-deps.sh bench failed"
-PY=/usr/bin/python3
-[[ -x $PY ]] || PY=$(command -v python3 || true)
-if [[ -z $PY ]]; then
-	log "installing python3-minimal (the report helper needs it)"
-	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
-	$SUDO apt-get install -y -qq python3-minimal >/dev/null || die "cannot install python3"
-	PY=/usr/bin/python3
-fi
-for tool in wrk haproxy nginx curl taskset timeout cc; do
-	command -v "$tool" >/dev/null || die "$tool not found"
-done
-
-# Connection limits follow the fd limit: the hard limit is 20,000 on the
-# project's machines, even for root.
-hard=$(ulimit -Hn)
-[[ $hard == unlimited ]] && hard=1048576
-ulimit -n "$hard" 2>/dev/null || log "warning: could not raise ulimit -n to $hard"
-NOFILE=$(ulimit -n)
-MAXCONN=$(( (NOFILE - 200) / 2 ))     # each proxied connection holds 2 fds
-NGX_CONNS=$(( NOFILE - 200 ))         # nginx counts both sides
+bench_deps bench wrk haproxy nginx curl taskset timeout cc
+bench_python
+bench_nofile
 for s in "${RUN_SCENARIOS[@]}"; do
 	((SC_CONNS[$s] + 50 < MAXCONN)) || die "scenario $s needs ${SC_CONNS[$s]} connections; ulimit -n is only $NOFILE"
 done
-
+bench_pinning "$WHOLE"
 if ((WHOLE)); then
-	MODE=whole
-	PIN0=(); PIN1=()
-	RF_WORKERS=auto; HA_THREADS=2; NG_WORKERS=2; PROXY_CPUS=2
+	RF_WORKERS=auto; HA_THREADS=2; NG_WORKERS=2
 else
-	MODE=pinned
-	PIN0=(taskset -c 0); PIN1=(taskset -c 1)
-	RF_WORKERS=1; HA_THREADS=1; NG_WORKERS=1; PROXY_CPUS=1
+	RF_WORKERS=1; HA_THREADS=1; NG_WORKERS=1
 fi
-CLK_TCK=$(getconf CLK_TCK)
-
-# ---------------------------------------------------------------- processes
-# Every process tree we start is recorded as "pid:starttime"; cleanup stops
-# them all by pid (never by name: other people's nginx may be running).
-declare -a STARTED=()
-declare -a TREE=()
-START_TIME=
-
-# proc_start_time PID: field 22 of /proc/PID/stat into START_TIME.
-proc_start_time() {
-	local line
-	START_TIME=
-	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-	local -a a=(${line##*) })
-	START_TIME=${a[19]}
-}
-
-# proc_alive PID STARTTIME: the same process still runs (not a zombie).
-proc_alive() {
-	local line
-	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-	local -a a=(${line##*) })
-	[[ ${a[0]} != Z && ${a[0]} != X && ${a[19]} == "$2" ]]
-}
-
-# tree_of ROOT: ROOT and all its descendants (via the ppid links in
-# /proc/*/stat) into TREE.
-tree_of() {
-	local root=$1 f line pid p
-	local -A kids=()
-	local -a a queue
-	for f in /proc/[0-9]*/stat; do
-		{ read -r line <"$f"; } 2>/dev/null || continue
-		pid=${line%% *}
-		a=(${line##*) })
-		kids[${a[1]}]+=" $pid"
-	done
-	TREE=()
-	[[ -e /proc/$root/stat ]] || return 0
-	queue=("$root")
-	while ((${#queue[@]})); do
-		p=${queue[0]}
-		queue=("${queue[@]:1}")
-		TREE+=("$p")
-		queue+=(${kids[$p]:-})
-	done
-}
-
-# tree_sample ROOT [rss]: TREE_TICKS = utime+stime (fields 14, 15) of every
-# process in the tree, plus cutime+cstime (16, 17: children it already
-# reaped, normally constant, so a worker that exits mid-run is not lost).
-# Threads, io_uring workers included: they are in the process's own counts,
-# so /proc/PID/task/* is NOT added. With "rss", TREE_RSS_KB = sum of VmRSS.
-tree_sample() {
-	local p line k v rest
-	local -a a
-	tree_of "$1"
-	TREE_TICKS=0 TREE_RSS_KB=0 TREE_N=${#TREE[@]}
-	for p in "${TREE[@]}"; do
-		{ read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
-		a=(${line##*) })
-		((TREE_TICKS += a[11] + a[12] + a[13] + a[14]))
-		if [[ ${2:-} == rss ]]; then
-			{ while read -r k v rest; do
-				[[ $k == VmRSS: ]] && { ((TREE_RSS_KB += v)); break; }
-			done <"/proc/$p/status"; } 2>/dev/null
-		fi
-	done
-}
-
-# stat_sample PREFIX: busy ticks (user nice system irq softirq) and steal of
-# all CPUs, cpu0 and cpu1 from /proc/stat into PREFIX_* variables.
-stat_sample() {
-	local name u n s idle iow irq sirq steal rest
-	while read -r name u n s idle iow irq sirq steal rest; do
-		case $name in
-		cpu) printf -v "$1_busy_all" %s $((u + n + s + irq + sirq))
-		     printf -v "$1_steal_all" %s "$steal" ;;
-		cpu0) printf -v "$1_busy_cpu0" %s $((u + n + s + irq + sirq)) ;;
-		cpu1) printf -v "$1_busy_cpu1" %s $((u + n + s + irq + sirq)) ;;
-		cpu*) ;;
-		*) break ;;
-		esac
-	done </proc/stat
-}
-
-register() { proc_start_time "$1"; STARTED+=("$1:${START_TIME:-0}"); }
-unregister() {
-	local i
-	for i in "${!STARTED[@]}"; do
-		[[ ${STARTED[$i]%%:*} == "$1" ]] && unset 'STARTED[i]'
-	done
-	STARTED=("${STARTED[@]}")
-}
-
-# stop_tree ROOT: SIGTERM to ROOT, then to the rest of its tree after 2.5 s,
-# SIGKILL to whatever of it is left after 5 s (each pid checked against its
-# start time, so a recycled pid is never hit). nginx's workers outlive a
-# killed master, hence the whole tree. Returns 1 if something survived.
-stop_tree() {
-	local root=$1 i p left
-	tree_of "$root"
-	local -a pids=("${TREE[@]}") starts=()
-	for p in "${pids[@]}"; do proc_start_time "$p"; starts+=("${START_TIME:-x}"); done
-	kill -TERM "$root" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
-		left=0
-		for p in "${!pids[@]}"; do
-			proc_alive "${pids[$p]}" "${starts[$p]}" && { left=1; break; }
-		done
-		((left)) || break
-		if ((i == 50)); then
-			for p in "${!pids[@]}"; do
-				proc_alive "${pids[$p]}" "${starts[$p]}" && kill -TERM "${pids[$p]}" 2>/dev/null
-			done
-		fi
-		sleep 0.05
-	done
-	if ((left)); then
-		for p in "${!pids[@]}"; do
-			if proc_alive "${pids[$p]}" "${starts[$p]}"; then
-				log "  pid ${pids[$p]} ($(cat /proc/${pids[$p]}/comm 2>/dev/null)) ignored SIGTERM: SIGKILL"
-				kill -KILL "${pids[$p]}" 2>/dev/null
-			fi
-		done
-		sleep 0.2
-	fi
-	# bash would report a crash as "line N: Segmentation fault  \"$@\"...";
-	# say instead which process it was (SIGTERM/SIGKILL are ours).
-	{ wait "$root"; } 2>/dev/null
-	STOP_STATUS=$?
-	if ((STOP_STATUS > 128 && STOP_STATUS != 143 && STOP_STATUS != 137)); then
-		STOP_CRASH="$(kill -l $((STOP_STATUS - 128)) 2>/dev/null || echo $((STOP_STATUS - 128)))"
-		log "  pid $root exited on signal SIG$STOP_CRASH while being stopped"
-	else
-		STOP_CRASH=
-	fi
-	unregister "$root"
-	for p in "${!pids[@]}"; do
-		if proc_alive "${pids[$p]}" "${starts[$p]}"; then
-			log "  WARNING: pid ${pids[$p]} is still running after SIGKILL"
-			return 1
-		fi
-	done
-	return 0
-}
-
-TMP=
-cleanup() {
-	local rc=$? e p
-	trap - EXIT INT TERM
-	for ((e = ${#STARTED[@]} - 1; e >= 0; e--)); do
-		p=${STARTED[$e]%%:*}
-		proc_alive "$p" "${STARTED[$e]#*:}" && stop_tree "$p"
-	done
-	if [[ -n $TMP && -d $TMP ]]; then
-		if ((KEEP)); then log "kept $TMP"; else rm -rf "$TMP"; fi
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
-
-# port_listening PORT: something listens on 127.0.0.1/any:PORT.
-port_listening() {
-	local hex
-	printf -v hex ':%04X ' "$1"
-	grep -qE "${hex}[0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
-# wait_port_free PORT SECONDS
-wait_port_free() {
-	local i
-	for ((i = 0; i < $2 * 20; i++)); do
-		port_listening "$1" || return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:.*' | head -1; }
-
-# wait_listen PID STARTTIME PORT SECONDS: 0 once PORT listens, 2 if the
-# process died, 1 on timeout.
-wait_listen() {
-	local i
-	for ((i = 0; i < $4 * 20; i++)); do
-		proc_alive "$1" "$2" || return 2
-		port_listening "$3" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# start_bg LOG CMD...: start CMD in the background, register it; LAST_PID.
-start_bg() {
-	local logf=$1
-	shift
-	"$@" >"$logf" 2>&1 </dev/null &
-	LAST_PID=$!
-	register "$LAST_PID"
-}
 
 # ---------------------------------------------------------------- setup
 for port in "$PROXY_PORT" "${BE_PORTS[@]}" $( ((WANT_SLOW)) && echo "$SLOW_PORT"); do
@@ -412,45 +187,14 @@ for port in "$PROXY_PORT" "${BE_PORTS[@]}" $( ((WANT_SLOW)) && echo "$SLOW_PORT"
 	fi
 done
 
-TMP=$(mktemp -d /tmp/ringfront-bench.XXXXXX) || die "mktemp failed"
-chmod 755 "$TMP"
+bench_tmpdir ringfront-bench
 mkdir -p "$TMP/www" "$TMP/wrk" "$RESULTS_DIR"
 head -c 65536 /dev/zero | tr '\0' 'x' >"$TMP/www/bytes64k"
 : >"$TMP/runs.jsonl"; : >"$TMP/skips.tsv"; : >"$TMP/scenarios.tsv"; : >"$TMP/meta.tsv"
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$TMP/meta.tsv"; }
 skip() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$TMP/skips.tsv"; }
 
-cc -O2 -o "$TMP/cpuref" "$HERE/cpuref.c" || die "cannot build the speed reference"
-cpuref() { taskset -c 0 "$TMP/cpuref" 2>/dev/null || echo 0; }
-
-USER_LINE=
-[[ $(id -u) -eq 0 ]] && USER_LINE='user root;'
-
-# nginx_common DIR: the lines every nginx instance here shares (private
-# pid, lock, log and temp paths, no access log).
-nginx_common() {
-	cat <<EOF
-pid $1/nginx.pid;
-lock_file $1/nginx.lock;
-error_log $1/error.log warn;
-daemon off;
-$USER_LINE
-worker_rlimit_nofile $NOFILE;
-events { worker_connections $NGX_CONNS; }
-EOF
-}
-nginx_http_common() {
-	cat <<EOF
-    access_log off;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 65s;
-EOF
-}
+cpuref_build
 
 # The backends: one nginx worker each, the same small JSON at every path,
 # Cache-Control under /cache/, a 64 KiB file, and two bench-only locations:
@@ -495,27 +239,11 @@ done
 # HAProxy: one thread (pinned mode), connection reuse on (the default "safe"
 # opens a backend connection per Connection: close request), the same
 # forwarding headers as the others, private pid and stats socket.
-# haproxy_cfg FRONTEND_LINES BALANCE SERVER2
+# haproxy_cfg FRONTEND_LINES BALANCE SERVER2 [BACKEND_LINES [SECTIONS]]
 haproxy_cfg() {
+	haproxy_head "$HA_THREADS" "$TMP/haproxy"
 	cat <<EOF
-global
-    nbthread $HA_THREADS
-    maxconn $MAXCONN
-    pidfile $TMP/haproxy/haproxy.pid
-    stats socket $TMP/haproxy/stats.sock mode 600 level admin
-    stats timeout 30s
-
-defaults
-    mode http
-    maxconn $MAXCONN
-    option http-keep-alive
-    option forwardfor
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-request 10s
-    timeout http-keep-alive 30s
-
+${5:-}
 frontend fe
     bind $HOST:$PROXY_PORT backlog 4096
 $1    http-request set-header X-Forwarded-Proto http
@@ -525,7 +253,7 @@ backend app
     balance $2
     http-reuse always
     http-request add-header Via "1.1 haproxy"
-    server s1 $HOST:${BE_PORTS[0]}
+${4:-}    server s1 $HOST:${BE_PORTS[0]}
     server s2 $HOST:$3
 EOF
 }
@@ -538,6 +266,20 @@ haproxy_cfg "    stick-table type ip size 1m expire 1h store http_req_rate(1h)
     http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1 }
 " roundrobin "${BE_PORTS[1]}" >"$TMP/haproxy/haproxy-429.cfg"
 haproxy_cfg "" leastconn "$SLOW_PORT" >"$TMP/haproxy/haproxy-slow.cfg"
+# cache: HAProxy's RAM cache (a "cache" section, cache-use on the request,
+# cache-store on the response) as large as ringfront's; max-age caps what
+# the backend's Cache-Control allows (60 s either way). X-Cache-Status like
+# the others': a response with no server behind it came from the cache.
+haproxy_cfg "" roundrobin "${BE_PORTS[1]}" "    http-request cache-use rc
+    http-response cache-store rc
+    http-response set-header X-Cache-Status HIT if !{ srv_id -m found }
+    http-response set-header X-Cache-Status MISS if { srv_id -m found }
+" "
+cache rc
+    total-max-size 64
+    max-object-size 1048576
+    max-age 60
+" >"$TMP/haproxy/haproxy-cache.cfg"
 
 # nginx as a proxy: upstream keep-alive (keepalive + HTTP/1.1 + empty
 # Connection), keepalive_requests raised on both sides, backlog 4096, no
@@ -593,6 +335,17 @@ nginx_cfg "    limit_req_zone \$binary_remote_addr zone=rl:10m rate=1r/m;
 " "" "${BE_PORTS[1]}" >"$d/nginx-429.conf"
 nginx_cfg "" "" "        least_conn;
 " "$SLOW_PORT" >"$d/nginx-slow.conf"
+# cache: proxy_cache, file-backed (hits are read from the page cache), 64 MB
+# like the others, the zone's keys in shared memory; misses of one key make
+# one backend request (proxy_cache_lock, as ringfront's coalesce = on);
+# freshness from the backend's Cache-Control. X-Cache-Status from
+# $upstream_cache_status. The cache manager and loader processes are part
+# of nginx's process tree, so their CPU time is counted too.
+nginx_cfg "    proxy_cache_path $d/cache levels=1:2 keys_zone=rc:10m max_size=64m inactive=10m use_temp_path=off;
+" "            proxy_cache rc;
+            proxy_cache_lock on;
+            add_header X-Cache-Status \$upstream_cache_status always;
+" "" "${BE_PORTS[1]}" >"$d/nginx-cache.conf"
 
 # ringfront: the same shape in its INI (keys from src/config.h).
 # ringfront_cfg SERVER2 UPSTREAM_LINES EXTRA_SECTIONS
@@ -627,6 +380,12 @@ key = ip
 " >"$TMP/ringfront/ringfront-429.ini"
 ringfront_cfg "$SLOW_PORT" "balance = least_conn" "" >"$TMP/ringfront/ringfront-slow.ini"
 ringfront_cfg "$SLOW_PORT" "balance = least_time" "" >"$TMP/ringfront/ringfront-slow-lt.ini"
+# cache: the response cache on every route, 64 MB (HAProxy's and nginx's
+# size too), no Redis-protocol port; coalesce stays on (the default).
+ringfront_cfg "${BE_PORTS[1]}" "" "
+[cache]
+memory = 64m
+" >"$TMP/ringfront/ringfront-cache.ini"
 
 # cfg_path TARGET SCENARIO: the configuration file of that run.
 cfg_path() {
@@ -807,26 +566,6 @@ if [[ -z $SERVE ]]; then
 	log "up to $nruns runs, about $(( (nruns * (DURATION + 1) + 59) / 60 )) min; speed reference now $REF_START µs"
 fi
 
-# wait_quiet: other people's jobs share this machine. Before a run (only
-# idle backends of ours are up), sample the CPUs for 0.3 s and wait while
-# more than 15% of one CPU is busy, up to QUIET_WAIT s (QUIET_BUDGET in all).
-wait_quiet() {
-	local start=$SECONDS busy said=0
-	((QUIET_WAIT > 0 && QUIET_BUDGET > 0)) || return 0
-	while :; do
-		stat_sample Q0; sleep 0.3; stat_sample Q1
-		busy=$(( (Q1_busy_all - Q0_busy_all) * 100 * 10 / 3 / CLK_TCK ))
-		((busy <= 15)) && break
-		if ((SECONDS - start >= QUIET_WAIT || SECONDS - start >= QUIET_BUDGET)); then
-			log "  machine still busy ($busy% of a CPU); running anyway"
-			break
-		fi
-		((said++)) || log "  machine busy ($busy% of a CPU, not ours): waiting up to ${QUIET_WAIT}s"
-		sleep 0.7
-	done
-	((QUIET_BUDGET -= SECONDS - start))
-}
-
 # ---------------------------------------------------------------- one run
 # start_target TARGET SCENARIO: start it on the free port and check that it
 # answers; PROXY_ROOT is the root of the tree to measure. Returns non-zero
@@ -867,6 +606,26 @@ start_target() {
 		stop_tree "$PROXY_ROOT"
 		return 1
 	fi
+	# The cache scenario: that request stored the response (or found it in
+	# nginx's cache files, which outlive a restart); the next GET must be a
+	# hit. A store that lands a moment later gets 5 tries, 0.1 s apart.
+	if [[ ,${SC_UNIT[$s]}, == *,cache,* ]]; then
+		local hdr= try
+		for ((try = 1; try <= 5; try++)); do
+			hdr=$(curl -s -m 3 -o /dev/null -D - "$URL_BASE${SC_PATH[$s]}" | tr -d '\r' \
+				| awk 'tolower($1) == "x-cache-status:" {print $2}')
+			[[ $hdr == HIT ]] && break
+			sleep 0.1
+		done
+		if [[ $hdr != HIT ]]; then
+			WHY="NOT CACHED: GET ${SC_PATH[$s]} still said X-Cache-Status: ${hdr:-(none)} after the first request stored it (5 tries)"
+			CACHE_FAIL=1
+			stop_tree "$PROXY_ROOT"
+			return 1
+		fi
+		((try == 1)) || NOTES+="$t: the first GET after the storing one was not yet a hit in $s (HIT at try $try). "
+		meta "cachehit_$t" "X-Cache-Status: $hdr (try $try)"
+	fi
 	cfg_path "$t" "$s"
 	if [[ -z ${ECHOED[$t]:-} ]] && [[ $CFG == */ringfront.ini || $CFG == */haproxy.cfg || $CFG == */nginx.conf ]]; then
 		ECHOED[$t]=1
@@ -878,14 +637,23 @@ declare -A ECHOED=()
 
 # run_one SCENARIO TARGET REP
 run_one() {
-	local s=$1 t=$2 rep=$3 out thr url pt0 pt1 b10 b11 b20 b21 t0 t1 ref0 ref1 rss wrk_pid
+	local s=$1 t=$2 rep=$3 out thr url pt0 pt1 b10 b11 b20 b21 t0 t1 ref0 ref1 rss wrk_pid cache_allowed be_seen
 	local be2_port=${BE_PORTS[1]} be2_pid=${BE_PIDS[1]} be2_kind=nginx
 	local -a extra
 	# The slow scenario's second backend is the demo backend.
 	[[ $s == slow ]] && { be2_port=$SLOW_PORT; be2_pid=$SLOW_PID; be2_kind=demo; }
 	wait_quiet
+	CACHE_FAIL=0
 	if ! start_target "$t" "$s"; then
-		if [[ $t == ringfront* ]]; then
+		if ((CACHE_FAIL)); then
+			# A proxy that does not serve hits fails the cache scenario,
+			# ringfront included: the run would measure something else.
+			BROKEN["$t $s"]=$WHY
+			skip "$t" "$s" "**FAILED**: $WHY"
+			log "$t: FAILED in $s — $WHY"
+			CACHE_FAILED+=("$t: $WHY")
+			FAILURES=$((FAILURES + 1))
+		elif [[ $t == ringfront* ]]; then
 			# Not starting with the plain config rules ringfront out; with
 			# a scenario's own config (rate limit, balancing), only that
 			# scenario.
@@ -946,6 +714,18 @@ run_one() {
 	stop_tree "$ref_pid"
 	stub_read "${BE_PORTS[0]}" B1S1; stub_read "$be2_port" B2S1
 	ref1=$(cpuref)
+	# The cache scenario: the backends must have seen (almost) nothing. A
+	# stored entry lives 60 s, so a long run may refetch it once a minute,
+	# at most once per connection (HAProxy does not coalesce misses).
+	cache_allowed=$(( SC_CONNS[$s] * (1 + DURATION / 60) ))
+	if [[ ,${SC_UNIT[$s]}, == *,cache,* ]]; then
+		be_seen=$(( B1S1_req - B1S0_req - 1 + B2S1_req - B2S0_req - 1 ))
+		if ((be_seen > cache_allowed)); then
+			log "  $t: FAILED in $s #$rep — NOT CACHED: the backends saw $be_seen requests during the run (at most $cache_allowed expected)"
+			CACHE_FAILED+=("$t #$rep: the backends saw $be_seen requests during the run (at most $cache_allowed expected)")
+			FAILURES=$((FAILURES + 1))
+		fi
+	fi
 
 	if [[ $t != direct ]]; then
 		stop_tree "$PROXY_ROOT" || NOTES+="$t left processes behind after $s #$rep. "
@@ -964,7 +744,7 @@ run_one() {
 		stat_steal_all0="$A_steal_all" stat_steal_all1="$B_steal_all" \
 		be1_acc0="$B1S0_acc" be1_req0="$B1S0_req" be1_acc1="$B1S1_acc" be1_req1="$B1S1_req" \
 		be2_acc0="$B2S0_acc" be2_req0="$B2S0_req" be2_acc1="$B2S1_acc" be2_req1="$B2S1_req" \
-		be2_kind="$be2_kind" >&2 \
+		be2_kind="$be2_kind" cache_allowed="$cache_allowed" >&2 \
 		|| log "report.py record failed for $s/$t/$rep"
 }
 
@@ -996,6 +776,7 @@ fi
 # every target of a scenario runs within seconds of the others. The order
 # of the proxies rotates with each repeat so none is always first.
 FAILURES=0
+CACHE_FAILED=()
 for ((rep = 1; rep <= REPEAT; rep++)); do
 	for s in "${RUN_SCENARIOS[@]}"; do
 		[[ ${SC_STATUS[$s]} == ok ]] || continue
@@ -1018,6 +799,9 @@ done
 # ---------------------------------------------------------------- report
 for ((i = 0; i < 2; i++)); do stop_tree "${BE_PIDS[$i]}" || NOTES+="a backend left processes behind. "; done
 [[ -z $SLOW_PID ]] || stop_tree "$SLOW_PID" || NOTES+="the slow backend did not stop. "
+if ((${#CACHE_FAILED[@]})); then
+	NOTES+="**CACHE SCENARIO FAILED**, not every response came from the cache: $(printf '%s; ' "${CACHE_FAILED[@]}")"
+fi
 meta notes "$NOTES"
 left=$(for e in "${STARTED[@]}"; do p=${e%%:*}; proc_alive "$p" "${e#*:}" && echo "$p"; done)
 [[ -z $left ]] || log "WARNING: still running: $left"
@@ -1029,5 +813,13 @@ res=$RESULTS_DIR/$stamp.md
 cat "$res"
 log ""
 log "written to ${res#"$ROOT"/}"
-((FAILURES == 0)) || { log "$FAILURES run(s) of HAProxy/nginx/direct failed"; exit 1; }
+if ((${#CACHE_FAILED[@]})); then
+	log ""
+	log "=================================================================="
+	log "CACHE SCENARIO FAILED: these proxies did not serve the cache hits"
+	log "the scenario measures (its figures for them are not comparable):"
+	printf '  %s\n' "${CACHE_FAILED[@]}" >&2
+	log "=================================================================="
+fi
+((FAILURES == 0)) || { log "$FAILURES run(s) failed (HAProxy/nginx/direct, or a cache scenario without hits)"; exit 1; }
 exit 0
