@@ -399,6 +399,12 @@ void cache_count(struct cache *c, int w, enum cache_outcome o)
 		bump(&c->workers[w].out[o], 1);
 }
 
+void cache_count_command(struct cache *c, int w)
+{
+	if (w >= 0 && (uint32_t)w < c->nshards)
+		bump(&c->workers[w].commands, 1);
+}
+
 const char *cache_outcome_name(enum cache_outcome o)
 {
 	static const char *const names[CACHE_OUT_COUNT] = {
@@ -434,6 +440,7 @@ void cache_stats(const struct cache *c, struct cache_stats *out)
 		add_shard(&c->shards[i], out);
 		for (j = 0; j < CACHE_OUT_COUNT; j++)
 			out->outcome[j] += rd(&c->workers[i].out[j]);
+		out->commands += rd(&c->workers[i].commands);
 	}
 	out->limit = c->memory;
 	finish_stats(out);

@@ -317,7 +317,11 @@ struct cache_stats {
 	uint64_t bytes;         /* accounted bytes in the index, index included */
 	uint64_t retired_bytes; /* removed, awaiting grace period or last reference */
 	uint64_t limit;         /* memory */
+	uint64_t commands;      /* Redis-port commands, all connections */
 };
+
+/* Worker <w> ran a command of the Redis port. */
+void cache_count_command(struct cache *c, int w);
 
 /* Sum every shard's and worker's counters (any thread, relaxed reads). */
 void cache_stats(const struct cache *c, struct cache_stats *out);

@@ -20,6 +20,7 @@
 struct cache_worker {
 	_Alignas(64) _Atomic uint64_t seen;            /* epoch at the last quiescent point */
 	_Atomic uint64_t out[CACHE_OUT_COUNT];         /* written by this worker only */
+	_Atomic uint64_t commands;                     /* Redis-port commands run here */
 };
 
 struct cache_shard {

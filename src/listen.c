@@ -44,6 +44,23 @@ int endpoint_open(const struct endpoint *ep, int backlog)
 	return fd;
 }
 
+int endpoint_open_first(const struct endpoint *ep, int backlog)
+{
+	const struct rf_addr *a = ep->addr;
+	int probe = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret = 0;
+
+	/* SO_REUSEPORT would let a second ringfront (or anything run by the
+	 * same user) share the port and take part of its traffic unseen: a
+	 * socket without it finds out whether the port is taken. */
+	if (probe < 0)
+		return -errno;
+	setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(probe, (const struct sockaddr *)&a->ss, a->len) < 0)
+		ret = -errno;
+	close(probe);
+	return ret < 0 ? ret : endpoint_open(ep, backlog);
+}
+
 const char *listen_kind_name(unsigned kind)
 {
 	static const char *const names[LISTEN_KINDS] = { "proxy", "admin", "ratelimit", "cache" };

@@ -30,4 +30,8 @@ int endpoint_open(const struct endpoint *ep, int backlog);
 
 const char *listen_kind_name(unsigned kind);
 
+/* The first socket of an endpoint: as endpoint_open(), but -EADDRINUSE
+ * when something else listens there already, even with SO_REUSEPORT. */
+int endpoint_open_first(const struct endpoint *ep, int backlog);
+
 #endif

@@ -184,7 +184,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	}
 	for (i = 0; i < nworkers; i++) {
 		for (j = 0; j < neps; j++) {
-			int fd = endpoint_open(&eps[j], 4096);
+			int fd = i ? endpoint_open(&eps[j], 4096) : endpoint_open_first(&eps[j], 4096);
 
 			if (fd < 0) {
 				log_error("msg=\"cannot listen\" address=%s kind=%s error=\"%s\"",

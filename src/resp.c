@@ -464,7 +464,7 @@ int resp_process(struct resp_sess *s, int64_t now_ms)
 		}
 		s->ready = 0;
 		s->in_pos += s->pos;
-		s->commands++;
+		cache_count_command(s->c, s->worker);
 		if (rc == RESP__CLOSE)
 			s->closing = 1;
 		if (rc == RESP__BLOCKED)

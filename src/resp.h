@@ -71,8 +71,6 @@ struct resp_sess {
 	struct cache_req **pend;        /* owned: writes of the blocked command */
 	uint32_t npend, pend_cap;
 	uint8_t fin;            /* how to answer once they are done */
-
-	uint64_t commands;      /* executed, for INFO */
 };
 
 /* Set up a session of worker <w> over <c>. Returns 0 or -ENOMEM. */

@@ -546,7 +546,7 @@ static int c_info(struct resp_sess *s, uint32_t argc, int64_t now)
 		    "keyspace_misses:%llu\r\nevicted_keys:%llu\r\nexpired_keys:%llu\r\n"
 		    "inserts:%llu\r\nhttp_stale:%llu\r\nhttp_revalidated:%llu\r\n"
 		    "http_bypass:%llu\r\n\r\n",
-		    (unsigned long long)s->commands, (unsigned long long)st.hits,
+		    (unsigned long long)st.commands, (unsigned long long)st.hits,
 		    (unsigned long long)st.misses, (unsigned long long)st.evictions,
 		    (unsigned long long)st.expired, (unsigned long long)st.inserts,
 		    (unsigned long long)st.outcome[CACHE_OUT_STALE],

@@ -3,6 +3,7 @@ hits served without the backend, what a shared cache must not store,
 invalidation by unsafe methods, Vary, the host in the key, revalidation
 with validators (304), stale-while-revalidate, and the Redis protocol port
 over the same store (redis-cli)."""
+import re
 import shutil
 import subprocess
 import threading
@@ -185,6 +186,9 @@ def test_redis_port():
     c.close()
     info = redis(rport, "INFO")
     check("keyspace_hits" in info and "used_memory" in info, info[:200])
+    # counted over every connection, as Redis does, not this one's alone
+    done = int(re.search(r"total_commands_processed:(\d+)", info).group(1))
+    check(done >= 5, info)
     rf.stop()
 
 

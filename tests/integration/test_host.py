@@ -529,3 +529,23 @@ def test_user_errors():
         check(r.returncode == 0 and not r.stderr, r)
     finally:
         os.unlink(ini)
+
+
+def test_second_instance_on_the_same_port_refuses_to_start():
+    """SO_REUSEPORT lets sockets of one user share a port: a second
+    ringfront would quietly take part of the traffic. It refuses instead."""
+    b = Backend()
+    ini = config([b.addr], workers=2)
+    rf = Ringfront(ini)
+    fd, path = tempfile.mkstemp(prefix="rf-test-", suffix=".ini")
+    with os.fdopen(fd, "w") as f:
+        f.write(ini)
+    try:
+        p = Proc([RINGFRONT, "-c", path])
+        check(p.p.wait(10) == 1, p.output())
+        check("cannot listen" in p.output() and "in use" in p.output(), p.output())
+        Proc.stop(p)
+    finally:
+        os.unlink(path)
+    check(request(rf.port, "GET", "/users/1").status == 200)
+    rf.stop()
