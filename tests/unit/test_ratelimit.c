@@ -17,6 +17,7 @@
 #include "ratelimit.h"
 #include "rl_clients.h"
 #include "test.h"
+#include "upstream.h"
 
 #define S 1000000ull            /* one second in microseconds */
 #define UP "[upstream app]\nservers = 127.0.0.1:9001\n"
@@ -610,6 +611,53 @@ static void test_routes(void)
 	CHECK_INT(admit_n(&rl, &custom, rq, 0, NULL), 5);
 	CHECK_INT(admit_n(&rl, NULL, rq, 0, NULL), 1);
 	rl_destroy(&rl);
+}
+
+/* The limit runtime_init() gives a route (NULL = the [ratelimit] one). */
+static const struct rl_route *limit_of(const struct runtime *rt, const char *path)
+{
+	const struct rf_route_conf *r = route_find(rt, path, (uint32_t)strlen(path));
+
+	return r ? route_limit(rt, r) : NULL;
+}
+
+/* require_key per route: a route keyed by the API key inherits [ratelimit]'s
+ * unless it sets its own; one whose require_key alone differs keeps the
+ * [ratelimit] buckets (salt 0), one with its own rate gets its own. */
+static void test_route_require_key(void)
+{
+	static const char *const ini[] = {
+		UP "[route]\n/ = app\n/on = app require_key=on\n/off = app require_key=off\n"
+		"/own = app rate=5/s\n/ip = app key=ip\n"
+		"[ratelimit]\nkey = header:X-Key\nrequire_key = on\n",
+		UP "[route]\n/ = app\n/on = app require_key=on\n/own = app rate=5/s\n"
+		"[ratelimit]\nkey = header:X-Key\n",
+	};
+	const struct rl_route *l;
+	struct rf_config *cfg;
+	struct runtime rt;
+	char err[256];
+
+	CHECK_INT(config_parse("t.ini", ini[0], strlen(ini[0]), &cfg, err, sizeof err), 0);
+	CHECK_INT(runtime_init(&rt, cfg), 0);
+	CHECK(limit_of(&rt, "/x") == NULL);
+	CHECK(limit_of(&rt, "/on") == NULL);            /* on, as [ratelimit] is */
+	l = limit_of(&rt, "/off");
+	CHECK(l && l->mode == RL_ROUTE_CUSTOM && !l->require_key && !l->salt);
+	l = limit_of(&rt, "/own");
+	CHECK(l && l->require_key && l->salt && l->key == RL_KEY_HEADER);
+	l = limit_of(&rt, "/ip");
+	CHECK(l && !l->require_key && l->key == RL_KEY_IP);
+	runtime_free(&rt);
+
+	CHECK_INT(config_parse("t.ini", ini[1], strlen(ini[1]), &cfg, err, sizeof err), 0);
+	CHECK_INT(runtime_init(&rt, cfg), 0);
+	CHECK(limit_of(&rt, "/x") == NULL);
+	l = limit_of(&rt, "/on");
+	CHECK(l && l->require_key && !l->salt && l->pol.burst == 100);   /* [ratelimit]'s */
+	l = limit_of(&rt, "/own");
+	CHECK(l && !l->require_key && l->salt);
+	runtime_free(&rt);
 }
 
 static const char tiers_ini[] = UP
@@ -1276,6 +1324,7 @@ int main(void)
 	RUN(test_line_protocol);
 	RUN(test_config_keys);
 	RUN(test_routes);
+	RUN(test_route_require_key);
 	RUN(test_tiers);
 	RUN(test_request_from_http);
 	RUN(test_clients);
