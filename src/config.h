@@ -86,6 +86,7 @@ struct rf_route_conf {
 	struct rf_rate rate;    /* count 0 = the [ratelimit] rate */
 	uint32_t burst;         /* 0 = the rate's COUNT (or [ratelimit] burst) */
 	uint32_t rl_key;        /* 0 = [ratelimit] key, 1 = ip, 2 = ip+path */
+	uint32_t require_key;   /* 0 = [ratelimit] require_key, 1 off, 2 on */
 };
 
 /* [admin]: the operator API, served by the workers on its own listener. */

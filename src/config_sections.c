@@ -271,6 +271,7 @@ static int admin_end(struct parser *p)
 #define RT(f, T) OFF(struct rf_route_conf, f, T)
 
 static const char *const route_key_names[] = { "default", "ip", "ip+path", NULL };
+static const char *const route_require_names[] = { "default", "off", "on", NULL };
 
 /* Options after a route's upstream name, "name=value" each. */
 static const struct key_def route_keys[] = {
@@ -289,7 +290,27 @@ static const struct key_def route_keys[] = {
 	{ .name = "key", KT_ENUM, RT(rl_key, uint32_t), 0, 0, "default",
 	  "this route's bucket key: ip, ip+path, or default ([ratelimit] key)",
 	  .names = route_key_names },
+	{ .name = "require_key", KT_ENUM, RT(require_key, uint32_t), 0, 0, "default",
+	  "on: no known API key gets 401 on this route (with [ratelimit] key = header:NAME); "
+	  "off, or default ([ratelimit] require_key)", .names = route_require_names },
 };
+
+/* require_key=on needs the [ratelimit] API key header, which the route
+ * must use: checked once the whole file is read. */
+static int route_require_key_check(struct parser *p, const struct rf_route_conf *r)
+{
+	const struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+
+	if (r->require_key != 2)
+		return 0;
+	if (!rc->enabled || rc->key != RF_RL_KEY_HEADER)
+		return perr(p, r->line, -EINVAL, "route '%s': require_key=on needs a [ratelimit] "
+			    "section with key = header:NAME", r->prefix);
+	if (!r->ratelimit || r->rl_key)
+		return perr(p, r->line, -EINVAL, "route '%s': require_key=on needs ratelimit=on "
+			    "and the [ratelimit] key (no key=ip or key=ip+path)", r->prefix);
+	return 0;
+}
 
 /* Split "upstream opt=value ..." and apply the options through the rows. */
 static int route_options(struct parser *p, struct rf_route_conf *r, char *opts)
@@ -308,7 +329,7 @@ static int route_options(struct parser *p, struct rf_route_conf *r, char *opts)
 			;
 		if (i == ARRAY_SIZE(route_keys))
 			return perr(p, p->line, -EINVAL, "unknown route option '%s' (%s)", tok,
-				    "cache, cache_ttl, ratelimit, rate, burst, key");
+				    "cache, cache_ttl, ratelimit, rate, burst, key, require_key");
 		if (set_value(&route_keys[i], r, eq + 1, &w))
 			return perr(p, p->line, -EINVAL, "bad value for route option '%s': '%s' (%s)",
 				    tok, eq + 1, w.msg);
@@ -388,6 +409,8 @@ int route_finish(struct parser *p)
 				    "route '%s' names unknown upstream '%s'",
 				    c->routes[i].prefix, p->route_up[i]);
 		c->routes[i].upstream = j;
+		if (route_require_key_check(p, &c->routes[i]))
+			return -EINVAL;
 	}
 	if (!p->first[SEC_ROUTE]) {
 		/* nothing would ever reach the others: surely a mistake */

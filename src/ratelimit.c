@@ -13,6 +13,7 @@
 #define US_PER_S        1000000ull
 #define TAG_MASK        (~RL_TAT_MASK)
 #define FULL_WARN_S     10      /* at most one "table full" warning per 10 s */
+#define CLAIM_WAIT      64      /* rescans while another worker inserts the key */
 
 /* ---- time and policies ---- */
 
@@ -22,6 +23,15 @@ uint64_t rl_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * US_PER_S + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
 }
 
 static uint64_t div_ceil(uint64_t a, uint64_t b)
@@ -202,17 +212,24 @@ static struct rl_counters *ctr(struct rl_table *t, unsigned worker)
 #define COUNT(t, w, field) \
 	atomic_fetch_add_explicit(&ctr(t, w)->field, 1, memory_order_relaxed)
 
+/* <w> is a committed bucket of the key: live or refilled, not a claim. */
+static inline int is_ours(uint64_t w, uint64_t tag)
+{
+	return w && (w ^ tag) < RL_TAT_DEAD;
+}
+
 static int live_ours(uint64_t w, uint64_t tag, uint64_t now)
 {
-	return (w & TAG_MASK) == tag && (w & RL_TAT_MASK) > now;
+	return is_ours(w, tag) && (w & RL_TAT_MASK) > now;
 }
 
 /* What a scan of the slots of a set found. */
 struct scan {
-	_Atomic uint64_t *mine, *dup;   /* the key's slot, and a second one */
+	_Atomic uint64_t *mine;         /* the key's bucket */
 	_Atomic uint64_t *fr[2];        /* first free slot of each bucket */
 	uint64_t mw, fw[2];             /* the words read there */
 	unsigned live[2];               /* live keys in each bucket */
+	unsigned claims;                /* claims of the key in progress elsewhere */
 	uint64_t soonest;               /* earliest TAT seen: when a slot frees */
 };
 
@@ -220,23 +237,25 @@ static void scan(const struct set *s, unsigned lo, unsigned hi, uint64_t tag, ui
 		 struct scan *sc)
 {
 	_Atomic uint64_t *p;
-	uint64_t w;
+	uint64_t w, tat;
 	unsigned i;
 
 	for (i = lo; i < hi; i++) {
 		p = set_slot(s, i);
 		w = atomic_load_explicit(p, memory_order_relaxed);
-		sc->soonest = RF_MIN(sc->soonest, w & RL_TAT_MASK);
-		if (live_ours(w, tag, now)) {
+		tat = w & RL_TAT_MASK;
+		if (is_ours(w, tag)) {
 			if (!sc->mine) {
 				sc->mine = p;
 				sc->mw = w;
-			} else if (!sc->dup) {
-				sc->dup = p;
 			}
+		} else if ((w ^ tag) == RL_TAT_PEND) {
+			sc->claims++;
 		}
-		if ((w & RL_TAT_MASK) > now) {
+		if (tat > now) {
 			sc->live[i / RL_SLOTS]++;
+			if (tat < RL_TAT_DEAD)
+				sc->soonest = RF_MIN(sc->soonest, tat);
 		} else if (!sc->fr[i / RL_SLOTS]) {
 			sc->fr[i / RL_SLOTS] = p;       /* expired: no state to lose */
 			sc->fw[i / RL_SLOTS] = w;
@@ -283,47 +302,58 @@ static void fill_untracked(struct rl_verdict *v, const struct rl_policy *p, int 
 	v->remaining = p->burst - 1;
 }
 
-/* Two slots of one key exist (two workers inserted it at once into
- * different free slots): move the debt of <dup> into <keep>, free <dup>.
- * Debt is conserved, so the pair never admits more than one bucket would
- * once merged. */
-static void merge(_Atomic uint64_t *keep, _Atomic uint64_t *dup, uint64_t tag, uint64_t now)
+/* Insert a new key in <slot> (free, read as <w>) with <tat>, so that one
+ * bucket per key ever becomes visible, however many workers insert the key
+ * at once:
+ *  1. claim: CAS <w> -> tag|PEND. A claim is no bucket: nobody charges it.
+ *  2. look at every other slot of the set. A committed bucket of the key
+ *     wins: give up. Another claim of the key is turned to tag|DEAD.
+ *  3. commit: CAS tag|PEND -> tag|<tat> (the caller's request is the
+ *     bucket's first token). It fails only when another claimer turned the
+ *     claim down: give up.
+ * Giving up clears the slot; the caller then looks again and charges the
+ * winner's bucket like any other request.
+ *
+ * Why two claimers X and Y never both commit: the claims and the loads of
+ * step 2 are seq-cst, so at least one of them, say Y, loads the other's
+ * slot after the other's claim (Dekker). From its claim until X gives up
+ * or its bucket is freed, X's slot holds X's claim, DEAD, or X's bucket: a
+ * committed bucket stays the key's, because only free slots are claimed and
+ * the key's own refilled slot counts as the key's, not as free. So Y sees
+ * X's bucket and gives up, or turns X's claim down (X's commit then fails),
+ * or fails to because X just committed (Y gives up), or sees DEAD or a
+ * cleared slot (X does not commit). Only a claimer clears its own claim,
+ * DEAD included, so a commit CAS that finds tag|PEND finds its own claim:
+ * no ABA. Returns 1 when committed, 0 to look again. */
+static int claim(const struct set *s, _Atomic uint64_t *slot, uint64_t w, uint64_t tag,
+		 uint64_t tat)
 {
-	uint64_t d = atomic_load(dup), k, debt, base;
+	uint64_t pend = tag | RL_TAT_PEND, o;
+	_Atomic uint64_t *p;
+	unsigned i;
 
-	do {
-		if (!live_ours(d, tag, now))
-			return;         /* someone else merged or it expired */
-	} while (!atomic_compare_exchange_weak(dup, &d, 0));
-	debt = (d & RL_TAT_MASK) - now;
-	k = atomic_load(keep);
-	do {
-		if ((k & TAG_MASK) != tag && (k & RL_TAT_MASK) > now)
-			return;         /* <keep> expired and went to another key: drop */
-		base = RF_MAX(k & RL_TAT_MASK, now);
-	} while (!atomic_compare_exchange_weak(keep, &k, tag | (base + debt)));
-}
-
-/* After inserting, fold every live slot of the key into the first one in
- * set order. Seq-cst CAS then seq-cst loads: of two racing inserters at
- * least one sees the other's slot. Returns the number of merges. */
-static unsigned settle(const struct set *s, uint64_t tag, uint64_t now)
-{
-	_Atomic uint64_t *keep = NULL, *p;
-	unsigned i, n = 0;
-
+	if (!atomic_compare_exchange_strong(slot, &w, pend))
+		return 0;
 	for (i = 0; i < s->n; i++) {
 		p = set_slot(s, i);
-		if (!live_ours(atomic_load(p), tag, now))
+		if (p == slot)
 			continue;
-		if (!keep) {
-			keep = p;
-		} else {
-			merge(keep, p, tag, now);
-			n++;
+		o = atomic_load(p);
+		while ((o & TAG_MASK) == tag && !is_ours(o, tag)) {
+			if ((o & RL_TAT_MASK) != RL_TAT_PEND)
+				break;          /* empty, or turned down already */
+			if (atomic_compare_exchange_strong(p, &o, tag | RL_TAT_DEAD))
+				break;
 		}
+		if (is_ours(o, tag))
+			goto give_up;
 	}
-	return n;
+	w = pend;
+	if (atomic_compare_exchange_strong(slot, &w, tag | tat))
+		return 1;
+give_up:
+	atomic_store(slot, 0);  /* our PEND or DEAD: no one else writes either */
+	return 0;
 }
 
 static void warn_full(struct rl_table *t, uint64_t now_us)
@@ -344,6 +374,7 @@ int rl_check(struct rl_table *t, unsigned worker, uint64_t key_hash,
 	     const struct rl_policy *p, uint64_t now_us, struct rl_verdict *v)
 {
 	uint64_t tag = key_hash & TAG_MASK, now, tat, ntat;
+	unsigned waits = 0;
 	struct scan sc;
 	struct set s;
 	int b;
@@ -364,12 +395,7 @@ int rl_check(struct rl_table *t, unsigned worker, uint64_t key_hash,
 		if (!sc.mine && s.n > RL_SLOTS)
 			scan(&s, RL_SLOTS, s.n, tag, now, &sc);
 		if (likely(sc.mine != NULL)) {
-			if (unlikely(sc.dup != NULL)) {
-				merge(sc.mine, sc.dup, tag, now);
-				COUNT(t, worker, merged);
-				continue;
-			}
-			tat = sc.mw & RL_TAT_MASK;
+			tat = RF_MAX(sc.mw & RL_TAT_MASK, now);  /* refilled: a full bucket */
 			if (tat - now > p->tau_us) {
 				COUNT(t, worker, limited);
 				fill(v, p, 0, tat, now);
@@ -382,6 +408,14 @@ int rl_check(struct rl_table *t, unsigned worker, uint64_t key_hash,
 				break;
 			continue;
 		}
+		if (sc.claims && waits < CLAIM_WAIT) {
+			/* another worker is inserting the key: its bucket is a
+			 * few loads away. Past CLAIM_WAIT (it was preempted) we
+			 * claim a slot too and turn its claim down. */
+			waits++;
+			cpu_relax();
+			continue;
+		}
 		b = place(&sc);
 		if (unlikely(b < 0)) {
 			COUNT(t, worker, table_full);
@@ -392,7 +426,8 @@ int rl_check(struct rl_table *t, unsigned worker, uint64_t key_hash,
 			}
 			fill_untracked(v, p, 0);
 			v->remaining = 0;
-			v->retry_after_s = (uint32_t)div_ceil(sc.soonest - now, US_PER_S);
+			v->retry_after_s = sc.soonest == UINT64_MAX ? 1 :
+					   (uint32_t)div_ceil(sc.soonest - now, US_PER_S);
 			v->retry_after_s += !v->retry_after_s;
 			v->reset_s = v->retry_after_s;
 			COUNT(t, worker, limited);
@@ -400,11 +435,8 @@ int rl_check(struct rl_table *t, unsigned worker, uint64_t key_hash,
 		}
 		/* a fresh key: the first request of a full bucket always fits */
 		ntat = now + p->t_us;
-		if (atomic_compare_exchange_strong(sc.fr[b], &sc.fw[b], tag | ntat)) {
-			if (unlikely(settle(&s, tag, now)))
-				COUNT(t, worker, merged);
+		if (claim(&s, sc.fr[b], sc.fw[b], tag, ntat))
 			break;
-		}
 	}
 	COUNT(t, worker, allowed);
 	fill(v, p, 1, ntat, now);
@@ -445,6 +477,8 @@ int rl_rescale(struct rl_table *t, uint64_t key_hash, const struct rl_policy *fr
 	unsigned i;
 
 	now = now_us > t->epoch_us ? now_us - t->epoch_us : 0;
+	if (now >= RL_NOW_MAX)
+		return -ENOENT;         /* checks fail open by now: no TAT past 2^47 + 2^46 */
 	set_of(t, key_hash, &s);
 	for (i = 0; i < s.n; i++) {
 		slot = set_slot(&s, i);
@@ -490,7 +524,6 @@ void rl_table_stats(const struct rl_table *t, struct rl_table_stats *out)
 		out->allowed += atomic_load_explicit(&c->allowed, memory_order_relaxed);
 		out->limited += atomic_load_explicit(&c->limited, memory_order_relaxed);
 		out->table_full += atomic_load_explicit(&c->table_full, memory_order_relaxed);
-		out->merged += atomic_load_explicit(&c->merged, memory_order_relaxed);
 		out->clock += atomic_load_explicit(&c->clock, memory_order_relaxed);
 	}
 }

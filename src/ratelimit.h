@@ -15,8 +15,14 @@
  * 8.9 years; checks are only made while now < RL_NOW_MAX (4.4 years of
  * table uptime) and policies keep burst * T < RL_TAU_MAX, so a TAT never
  * reaches the tag bits. Past RL_NOW_MAX every check fails open, counted.
- * A slot whose TAT <= now is free: its bucket is full, so reusing it
- * loses nothing.
+ * A slot whose TAT <= now is free for other keys: its bucket is full, so
+ * reusing it loses nothing (its own key keeps charging it while it stays).
+ *
+ * A new key is inserted in two steps: its slot first holds the tag and
+ * RL_TAT_PEND (claimed, not yet usable), then the claimer commits the real
+ * TAT; a competing claimer of the same key may turn the claim to
+ * RL_TAT_DEAD, which only its claimer clears. Real TATs stay below
+ * 2^47 + 2^46, so they never meet these two values (ratelimit.c, claim()).
  *
  * False sharing: a key is told apart from the other live keys of its two
  * buckets by the 16-bit tag only. A new key whose buckets hold L live keys
@@ -31,6 +37,8 @@
 #define RL_TAT_MASK     ((1ull << RL_TAT_BITS) - 1)
 #define RL_NOW_MAX      (1ull << 47)
 #define RL_TAU_MAX      (1ull << 45)
+#define RL_TAT_DEAD     (RL_TAT_MASK - 1)       /* a claim turned down */
+#define RL_TAT_PEND     RL_TAT_MASK             /* a claim not yet committed */
 #define RL_SLOTS        8               /* slots per 64-byte bucket */
 #define RL_LINE_MAX     256             /* longest line-protocol key */
 
@@ -64,12 +72,11 @@ struct rl_counters {
 	_Alignas(64) _Atomic uint64_t allowed;
 	_Atomic uint64_t limited;
 	_Atomic uint64_t table_full;    /* a new key found its bucket full of live keys */
-	_Atomic uint64_t merged;        /* duplicate slots of one key folded together */
 	_Atomic uint64_t clock;         /* checks failed open: clock out of range */
 };
 
 struct rl_table_stats {
-	uint64_t allowed, limited, table_full, merged, clock;
+	uint64_t allowed, limited, table_full, clock;
 };
 
 /* The bucket table. Shard s holds buckets [s * nbuckets, (s+1) * nbuckets);

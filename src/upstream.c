@@ -198,7 +198,9 @@ const struct rl_route *route_limit(const struct runtime *rt,
 }
 
 /* A route with ratelimit=off, or its own rate, burst or key, gets its own
- * limit; the others share [ratelimit]'s buckets. */
+ * limit and buckets; one whose require_key alone differs gets its own
+ * limit over [ratelimit]'s buckets; the others use [ratelimit]'s. A route
+ * keyed by API key inherits [ratelimit]'s require_key unless it sets one. */
 static void route_limits_init(struct runtime *rt)
 {
 	const struct rf_ratelimit_conf *g = &rt->cfg->ratelimit;
@@ -210,17 +212,22 @@ static void route_limits_init(struct runtime *rt)
 		uint32_t burst = r->burst ? r->burst : r->rate.count ? 0 : g->burst;
 		enum rl_key_kind kind = r->rl_key == 1 ? RL_KEY_IP :
 			r->rl_key == 2 ? RL_KEY_IP_PATH : (enum rl_key_kind)g->key;
+		int own = r->rate.count || r->burst || r->rl_key;
+		int req = r->require_key ? r->require_key == 2 :
+			g->require_key && kind == RL_KEY_HEADER;
 
 		if (!r->ratelimit) {
 			rl_route_off(&rt->route_rl[i]);
 			rt->route_own_rl[i] = 1;
-		} else if (r->rate.count || r->burst || r->rl_key) {
+		} else if (own || req != !!g->require_key) {
 			rt->route_own_rl[i] = rl_route_custom(&rt->route_rl[i], kind,
 				kind == RL_KEY_HEADER ? g->key_header : NULL, rate->count,
-				(uint64_t)rate->period_ms * 1000, burst, 0) == 0;
+				(uint64_t)rate->period_ms * 1000, burst, req) == 0;
 			if (!rt->route_own_rl[i])
 				log_warn("msg=\"route limit invalid, the [ratelimit] one applies\" route=%s",
 					 r->prefix);
+			else if (!own)
+				rt->route_rl[i].salt = 0;       /* same limit: same buckets */
 		}
 	}
 }

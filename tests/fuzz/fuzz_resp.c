@@ -182,7 +182,12 @@ static void rz_run(const uint8_t *d, size_t size, uint64_t *rs, struct rz_run *r
 	/* the last replies, when short sends left some behind */
 	while (resp_out(&s, &took), took)
 		rz_take(&s, run, NULL);
-	run->commands = s.commands;
+	{
+		struct cache_stats cs;
+
+		cache_stats(c, &cs);    /* this run's own cache: its commands alone */
+		run->commands = cs.commands;
+	}
 	resp_free(&s);
 	cache_destroy(c);
 }

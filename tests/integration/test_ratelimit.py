@@ -1,11 +1,15 @@
 """test_ratelimit.py - admission through the real binary: burst then 429
 with a JSON body and RateLimit headers, rejected requests never reach the
-backend, API keys and tiers (401 for missing keys), bans, the line
-protocol, and exact counts with two workers hammering one key."""
+backend, API keys and tiers (401 for missing keys, globally or per
+route), bans, the line protocol, and exact counts with two workers
+hammering one key."""
+import os
+import subprocess
+import tempfile
 import threading
 import time
 
-from harness import (Backend, Conn, Ringfront, build_request, check, config,
+from harness import (RINGFRONT, Backend, Conn, Ringfront, build_request, check, config,
                      free_port, raw_exchange)
 
 
@@ -74,6 +78,79 @@ def test_api_keys_tiers_and_401():
     check(got == [200] * 4, got)
     c.close()
     rf.stop()
+
+
+KEYS = ("[tier free]\nrate = 3/60s\nburst = 3\n[api_keys]\nk-free = free\n")
+
+
+def statuses(c, path, n, key=None):
+    got = []
+    for _ in range(n):
+        c.send(build_request("GET", path, headers={"X-API-Key": key} if key else None))
+        r = c.read_response()
+        if r.status == 401:
+            check(r.json()["code"] == 401, r)
+        got.append(r.status)
+    return got
+
+
+def expect(c, path, n, want, key=None):
+    got = statuses(c, path, n, key)
+    check(got == want, "%s key %s: %s, expected %s" % (path, key, got, want))
+
+
+def test_require_key_per_route():
+    # off in [ratelimit], on for /echo (the [ratelimit] buckets) and for
+    # /bytes/ (its own rate and buckets)
+    b = Backend()
+    rl = "\n[ratelimit]\nrate = 100/60s\nburst = 100\nkey = header:X-API-Key\n" + KEYS
+    rf = Ringfront(config([b.addr], routes=[("/", "app"), ("/echo", "app require_key=on"),
+                                             ("/bytes/", "app rate=50/60s require_key=on")]) + rl)
+    c = Conn(rf.port)
+    expect(c, "/users/1", 2, [200, 200])
+    expect(c, "/users/1", 1, [200], key="nope")   # unknown key: the address limit
+    expect(c, "/echo/a", 2, [401, 401])
+    expect(c, "/echo/a", 1, [401], key="nope")
+    expect(c, "/bytes/4", 1, [401])
+    # a known key passes, and /echo spends the same bucket as / does
+    expect(c, "/echo/a", 2, [200, 200], key="k-free")
+    expect(c, "/users/1", 2, [200, 429], key="k-free")
+    expect(c, "/bytes/4", 1, [200], key="k-free")
+    c.close()
+    rf.stop()
+
+    # on in [ratelimit], off for /health; a route with its own rate keeps it on
+    rl = ("\n[ratelimit]\nrate = 100/60s\nburst = 100\nkey = header:X-API-Key\n"
+          "require_key = on\n" + KEYS)
+    rf = Ringfront(config([b.addr], routes=[("/", "app"), ("/health", "app require_key=off"),
+                                             ("/bytes/", "app rate=50/60s")]) + rl)
+    c = Conn(rf.port)
+    expect(c, "/users/1", 1, [401])
+    expect(c, "/health", 3, [200] * 3)
+    expect(c, "/bytes/4", 1, [401])
+    got = statuses(c, "/health", 3, key="k-free") + statuses(c, "/users/1", 1, key="k-free")
+    check(got == [200, 200, 200, 429], got)   # one bucket per key for both routes
+    c.close()
+    rf.stop()
+
+
+def test_require_key_per_route_config_errors():
+    fd, path = tempfile.mkstemp(prefix="rf-test-", suffix=".ini")
+    os.close(fd)
+    bad = [("/a = app require_key=on", "", "needs a [ratelimit] section with key = header:NAME"),
+           ("/a = app key=ip require_key=on", "key = header:X-API-Key",
+            "needs ratelimit=on and the [ratelimit] key"),
+           ("/a = app require_key=yes", "", "expected one of: default off on")]
+    try:
+        for route, key, msg in bad:
+            with open(path, "w") as f:
+                f.write(config(["127.0.0.1:2"], routes=[("/", "app")]) + route +
+                        "\n[ratelimit]\n" + key + "\n")
+            p = subprocess.run([RINGFRONT, "-t", "-c", path], capture_output=True, text=True)
+            check(p.returncode == 1, p)
+            check(("%s:14:" % path) in p.stderr and msg in p.stderr, p.stderr)
+    finally:
+        os.unlink(path)
 
 
 def test_line_protocol():

@@ -624,6 +624,29 @@ static void test_routes(void)
 	     "t.ini:4: route option 'other' is not name=value");
 	FAIL(UP "[route]\n/a b = app\n",
 	     "t.ini:4: route prefix '/a b' contains spaces or control characters");
+
+	/* require_key per route: default, off or on; on needs the API key header */
+	c = PARSE(UP "[route]\n/a = app require_key=on\n/b = app require_key=off\n/ = app\n"
+		  "[ratelimit]\nkey = header:X-Key\n");
+	if (c) {
+		CHECK_INT(c->routes[0].require_key, 2);
+		CHECK_INT(c->routes[1].require_key, 1);
+		CHECK_INT(c->routes[2].require_key, 0);
+		config_free(c);
+	}
+	FAIL(UP "[route]\n/a = app require_key=maybe\n",
+	     "t.ini:4: bad value for route option 'require_key': 'maybe' "
+	     "(expected one of: default off on)");
+	FAIL(UP "[route]\n/a = app require_key=on\n",
+	     "t.ini:4: route '/a': require_key=on needs a [ratelimit] section with key = header:NAME");
+	FAIL(UP "[ratelimit]\n[route]\n/a = app require_key=on\n",
+	     "t.ini:5: route '/a': require_key=on needs a [ratelimit] section with key = header:NAME");
+	FAIL(UP "[ratelimit]\nkey = header:K\n[route]\n/a = app key=ip require_key=on\n",
+	     "t.ini:6: route '/a': require_key=on needs ratelimit=on and the [ratelimit] key "
+	     "(no key=ip or key=ip+path)");
+	FAIL(UP "[ratelimit]\nkey = header:K\n[route]\n/a = app ratelimit=off require_key=on\n",
+	     "t.ini:6: route '/a': require_key=on needs ratelimit=on and the [ratelimit] key "
+	     "(no key=ip or key=ip+path)");
 	FAIL(UP "[upstream b]\nservers = 127.0.0.1:2\n",
 	     "t.ini: 2 upstreams but no [route] section to choose between them");
 	FAIL("[server]\n[route]\n/ = app\n", "t.ini: no [upstream] section");
