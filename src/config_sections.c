@@ -216,28 +216,48 @@ static int server_end(struct parser *p)
 		    c->max_uri_size, c->max_header_size);
 }
 
-static int upstream_begin(struct parser *p, const char *name)
+/* Open [KIND NAME]: check the name, refuse a second one, and append an
+ * entry of <size> bytes to *arr (count *n, capacity *cap). Every named
+ * section's struct starts with its name and keeps its line at <line_off>.
+ * Returns the zeroed entry (counted already, so config_free sees it), or
+ * NULL after writing the error. */
+static void *named_begin(struct parser *p, const char *kind, const char *name, void **arr,
+			 uint32_t *n, uint32_t *cap, size_t size, size_t line_off)
 {
-	struct rf_config *c = p->cfg;
-	struct rf_upstream_conf *u;
 	size_t len = strlen(name);
+	char *e;
 	uint32_t i;
 
 	if (!len || len >= RF_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len)
-		return perr(p, p->line, -EINVAL,
-			    "bad upstream name '%s' (letters, digits, '_', '.', '-', at most %d)",
-			    name, RF_NAME_MAX - 1);
-	for (i = 0; i < c->nupstreams; i++)
-		if (!strcmp(c->upstreams[i].name, name))
-			return perr(p, p->line, -EINVAL, "duplicate upstream '%s' (first at line %d)",
-				    name, c->upstreams[i].line);
-	c->upstreams = grow(c->upstreams, c->nupstreams, &p->up_cap, sizeof *u);
-	u = &c->upstreams[c->nupstreams++];   /* counted now so config_free sees it */
-	memcpy(u->name, name, len + 1);
-	u->line = p->line;
-	p->base = u;
-	return apply_defaults(p, upstream_keys, ARRAY_SIZE(upstream_keys), u);
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len) {
+		perr(p, p->line, -EINVAL, "bad %s name '%s' (letters, digits, '_', '.', '-', "
+		     "at most %d)", kind, name, RF_NAME_MAX - 1);
+		return NULL;
+	}
+	for (i = 0; i < *n; i++) {
+		e = (char *)*arr + i * size;
+		if (!strcmp(e, name)) {
+			perr(p, p->line, -EINVAL, "duplicate %s '%s' (first at line %d)", kind, name,
+			     *(const int *)(e + line_off));
+			return NULL;
+		}
+	}
+	*arr = grow(*arr, *n, cap, size);
+	e = (char *)*arr + (*n)++ * size;
+	memcpy(e, name, len + 1);
+	memcpy(e + line_off, &p->line, sizeof(int));
+	p->base = e;
+	return e;
+}
+
+static int upstream_begin(struct parser *p, const char *name)
+{
+	struct rf_config *c = p->cfg;
+
+	if (!named_begin(p, "upstream", name, (void **)&c->upstreams, &c->nupstreams, &p->up_cap,
+			 sizeof(*c->upstreams), offsetof(struct rf_upstream_conf, line)))
+		return -EINVAL;
+	return apply_defaults(p, upstream_keys, ARRAY_SIZE(upstream_keys), p->base);
 }
 
 static int admin_begin(struct parser *p, const char *arg)
@@ -522,25 +542,11 @@ static int ratelimit_end(struct parser *p)
 static int tier_begin(struct parser *p, const char *name)
 {
 	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
-	struct rf_tier_conf *t;
-	size_t len = strlen(name);
-	uint32_t i;
 
-	if (!len || len >= RF_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len)
-		return perr(p, p->line, -EINVAL,
-			    "bad tier name '%s' (letters, digits, '_', '.', '-', at most %d)",
-			    name, RF_NAME_MAX - 1);
-	for (i = 0; i < rc->ntiers; i++)
-		if (!strcmp(rc->tiers[i].name, name))
-			return perr(p, p->line, -EINVAL, "duplicate tier '%s' (first at line %d)",
-				    name, rc->tiers[i].line);
-	rc->tiers = grow(rc->tiers, rc->ntiers, &p->tier_cap, sizeof *t);
-	t = &rc->tiers[rc->ntiers++];
-	memcpy(t->name, name, len + 1);
-	t->line = p->line;
-	p->base = t;
-	return apply_defaults(p, tier_keys, ARRAY_SIZE(tier_keys), t);
+	if (!named_begin(p, "tier", name, (void **)&rc->tiers, &rc->ntiers, &p->tier_cap,
+			 sizeof(*rc->tiers), offsetof(struct rf_tier_conf, line)))
+		return -EINVAL;
+	return apply_defaults(p, tier_keys, ARRAY_SIZE(tier_keys), p->base);
 }
 
 static int tier_end(struct parser *p)
