@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include "common.h"
 #include "log.h"
+#include "persist.h"
 #include "reload.h"
 #include "worker.h"
 
@@ -66,8 +67,12 @@ int reload_config(char *err, size_t errlen)
 		ret = -ENOMEM;
 		goto out;
 	}
+	/* strategy, weight and drain changes made at run time outlive the
+	 * reload; admin changes wait until the new runtime is published */
+	persist_adopt(nrt);
 	/* the published reference moves from the old runtime to the new */
 	atomic_store_explicit(&rf_runtime, nrt, memory_order_release);
+	persist_adopt_done();
 	for (i = 0; i < rf_nworkers; i++)
 		worker_wake(&rf_workers[i]);
 	runtime_unref(cur);
