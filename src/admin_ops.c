@@ -93,7 +93,7 @@ void admin_post_strategy(struct admin_ctx *x)
 			    "ip_hash, least_time, adaptive or random2", strat);
 		return;
 	}
-	rc = persist_set_strategy(x->rt, up, v);
+	rc = persist_set_strategy(up, v);
 	if (rc < 0) {
 		store_error(x, rc);
 		return;
@@ -177,8 +177,7 @@ void admin_patch_server(struct admin_ctx *x)
 	s = find_server(x);
 	if (!s)
 		return;
-	hw = persist_set_server(x->rt, s, hw ? &weight : NULL, hd ? &drain : NULL,
-				x->w->wheel.now);
+	hw = persist_set_server(s, hw ? &weight : NULL, hd ? &drain : NULL, x->w->wheel.now);
 	if (hw < 0) {
 		store_error(x, hw);
 		return;

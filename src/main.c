@@ -193,6 +193,10 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	ret = persist_start(rt, pd->change && geteuid() == 0, pd->uid, pd->gid, err, sizeof(err));
 	if (ret < 0) {
 		log_error("msg=\"state store unusable\" error=\"%s\"", err);
+		rf_workers = NULL;
+		rf_nworkers = 0;
+		free(workers);
+		free(fds);
 		return EXIT_STORE;
 	}
 	for (i = 0; i < nworkers; i++) {

@@ -251,7 +251,7 @@ static const struct store_kind kinds[] = {
 	{ K_SERVER, apply_server, NULL },
 };
 
-int persist_set_strategy(struct runtime *rt, struct upstream *up, uint32_t strategy)
+int persist_set_strategy(struct upstream *up, uint32_t strategy)
 {
 	struct upstream *cur;
 	char buf[VALUE_MAX];
@@ -271,12 +271,11 @@ int persist_set_strategy(struct runtime *rt, struct upstream *up, uint32_t strat
 			balance_set_strategy(cur, strategy);
 	}
 	pthread_mutex_unlock(&P.lock);
-	(void)rt;
 	return rc;
 }
 
-int persist_set_server(struct runtime *rt, struct server *s, const uint32_t *weight,
-		       const int *drain, uint64_t now_ms)
+int persist_set_server(struct server *s, const uint32_t *weight, const int *drain,
+		       uint64_t now_ms)
 {
 	struct health_view hv;
 	struct server *cur;
@@ -306,7 +305,6 @@ int persist_set_server(struct runtime *rt, struct server *s, const uint32_t *wei
 		}
 	}
 	pthread_mutex_unlock(&P.lock);
-	(void)rt;
 	return rc;
 }
 

@@ -39,13 +39,13 @@ int persist_check_writable(char *err, size_t errlen);
 void persist_stop(void);
 
 /* The admin API's balancing changes: record the new state durably, then
- * apply it to <up> (of runtime <rt>) and to the same upstream or server of
- * the published runtime when a reload replaced <rt>. <weight> and <drain>
+ * apply it to <up> or <s> (of the caller's runtime) and to the same
+ * upstream or server of the published runtime when a reload replaced it. <weight> and <drain>
  * may be NULL (unchanged). Returns 0, -EIO (could not be recorded: nothing
  * changed) or -ENOMEM. */
-int persist_set_strategy(struct runtime *rt, struct upstream *up, uint32_t strategy);
-int persist_set_server(struct runtime *rt, struct server *s, const uint32_t *weight,
-		       const int *drain, uint64_t now_ms);
+int persist_set_strategy(struct upstream *up, uint32_t strategy);
+int persist_set_server(struct server *s, const uint32_t *weight, const int *drain,
+		       uint64_t now_ms);
 
 /* A reload built <nrt>: apply the stored balancing state to it and take
  * the lock that keeps admin changes out until persist_adopt_done(), which

@@ -1002,7 +1002,7 @@ int rl_sweep(struct rl *rl, uint64_t idle_s, int64_t since, rl_sweep_fn fn, void
 			if (!x.c.blocked)
 				continue;
 			x.pol = rl->def.pol;
-		} else if (fn && x.c.is_client && used >= since) {
+		} else if (fn && x.c.is_client && !x.c.from_config && used >= since) {
 			fn(arg, &x.c, used);
 		}
 		if (e) {

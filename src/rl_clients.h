@@ -235,8 +235,9 @@ typedef void (*rl_sweep_fn)(void *arg, const struct rl_client *c, int64_t used);
 
 /* Expire clients without a request for <idle_s> seconds (0 = none; ids
  * from [api_keys] never), in one directory swap: a blocked id stays
- * blocked. <fn> sees each expired entry and each client used at or after
- * <since> (rl clock seconds). Returns how many expired, or -ENOMEM. */
+ * blocked. <fn> sees each expired entry and each client (not from
+ * [api_keys]) used at or after <since> (rl clock seconds). Returns how
+ * many expired, or -ENOMEM. */
 int rl_sweep(struct rl *rl, uint64_t idle_s, int64_t since, rl_sweep_fn fn, void *arg);
 
 /* Seconds on the clock dir->used counts in: rl->clock() / 1e6. */
