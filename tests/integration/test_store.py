@@ -345,3 +345,37 @@ def test_unusable_store_stops_the_start():
     start_fails(stack_ini(os.path.join(top, "no", "such"), [b1], aport),
                 "cannot create the directory")
     shutil.rmtree(top)
+
+
+def test_store_after_privilege_drop():
+    from test_host import nobody, note
+    who = nobody()
+    if os.geteuid() != 0 or not who:
+        note("not root or no user nobody: the store after a privilege drop is not tested")
+        return
+    uid, gid, gname = who
+    b1 = Backend()
+    top = store_dir()
+    os.chmod(top, 0o755)
+    state = os.path.join(top, "state")
+    aport = free_port()
+    ini = config([b1.addr], server="user = nobody\ngroup = %s" % gname)
+    ini += "\n[admin]\nlisten = 127.0.0.1:%d\n" % aport
+    ini += "\n[ratelimit]\nrate = 100/1s\n\n[store]\npath = %s\nsnapshot_interval = 1s\n" % state
+    # a directory ringfront creates as root is handed to the user it runs as
+    rf = Ringfront(ini)
+    ok(call(aport, "POST", "/block", {"ip": "10.1.2.3"}))
+    check(wait_until(lambda: os.path.exists(os.path.join(state, "snapshot")), 5.0),
+          rf.output()[-1500:])
+    for name in ("", "lock", "journal", "snapshot"):
+        st = os.stat(os.path.join(state, name))
+        check((st.st_uid, st.st_gid) == (uid, gid), (name, st.st_uid, st.st_gid))
+    rf.stop()
+    rf = Ringfront(ini)
+    check(ok(call(aport, "GET", "/clients/10.1.2.3"))["blocked"])
+    rf.stop()
+    # one it cannot write after the drop stops the start
+    shutil.rmtree(state)
+    os.mkdir(state, 0o700)
+    start_fails(ini, "not writable by uid %d" % uid)
+    shutil.rmtree(top)
