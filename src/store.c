@@ -923,13 +923,34 @@ int store_foreach(struct store *st, const char *kind, store_apply_fn fn, void *a
 	return rc < 0 ? rc : 0;
 }
 
+struct reapply_ctx {
+	const struct store_kind *k;
+	uint32_t failed;
+};
+
+/* One record that does not apply (its upstream left the configuration)
+ * must not keep the others from applying. */
+static int reapply_one(void *arg, const char *id, const char *json, size_t len)
+{
+	struct reapply_ctx *rc = arg;
+	int err = rc->k->apply(rc->k->arg, id, json, len);
+
+	if (err < 0 && ++rc->failed <= LOG_APPLY_MAX)
+		log_info("msg=\"stored record not applied, kept\" kind=%s id=\"%s\" error=\"%s\"",
+			 rc->k->name, id, strerror(-err));
+	return 0;
+}
+
 int store_reapply(struct store *st, const char *kind)
 {
 	int k = kind_index(st, kind, strlen(kind));
+	struct reapply_ctx rc;
 
 	if (k < 0)
 		return -EINVAL;
-	return store_foreach(st, kind, st->kinds[k].apply, st->kinds[k].arg);
+	rc.k = &st->kinds[k];
+	rc.failed = 0;
+	return store_foreach(st, kind, reapply_one, &rc);
 }
 
 /* ---- compaction ---- */

@@ -115,7 +115,9 @@ int store_get(struct store *st, const char *kind, const char *id, char *buf, siz
 int store_foreach(struct store *st, const char *kind, store_apply_fn fn, void *arg);
 
 /* store_foreach() with the kind's own apply callback: re-applies its
- * state, e.g. to a runtime built by a configuration reload. */
+ * state, e.g. to a runtime built by a configuration reload. A record that
+ * does not apply is logged and skipped. Returns 0, -EINVAL (unknown kind)
+ * or -ENOMEM. */
 int store_reapply(struct store *st, const char *kind);
 
 /* Write a snapshot of every live record (temp file, fsync, rename,

@@ -379,3 +379,23 @@ def test_store_after_privilege_drop():
     os.mkdir(state, 0o700)
     start_fails(ini, "not writable by uid %d" % uid)
     shutil.rmtree(top)
+
+
+def test_reload_keeps_records_of_servers_the_file_drops():
+    b1, b2 = Backend(), Backend()
+    aport = free_port()
+    ini = stack_ini(None, [b1, b2], aport, store=False)
+    rf = Ringfront(ini)
+    ok(call(aport, "PATCH", "/upstreams/app/servers/%s" % b2.addr, {"drain": True}))
+    ok(call(aport, "PATCH", "/upstreams/app/servers/%s" % b1.addr, {"weight": 4}))
+    with open(rf.ini, "w") as f:
+        f.write(ini.replace(" " + b2.addr, ""))
+    ok(call(aport, "POST", "/reload"))
+    check(len(upstream(aport)["servers"]) == 1)
+    check(server(aport, b1.addr)["weight"] == 4, "a missing server stopped the others")
+    with open(rf.ini, "w") as f:
+        f.write(ini)
+    ok(call(aport, "POST", "/reload"))
+    check(server(aport, b2.addr)["draining"], "the dropped server's record was lost")
+    check(server(aport, b1.addr)["weight"] == 4)
+    rf.stop()

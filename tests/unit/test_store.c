@@ -592,6 +592,7 @@ static int count_cb(void *arg, const char *id, const char *json, size_t len)
 static void test_memory_only(void)
 {
 	static const struct store_kind km = { "m", on_apply, "m" };
+	static const struct store_kind kf = { "f", on_apply_fail, "f" };
 	struct store_opts o = { NULL, 0, 0, 0, 0 };
 	struct store_stats ss;
 	struct store *st = NULL;
@@ -614,6 +615,19 @@ static void test_memory_only(void)
 	CHECK_INT(store_foreach(st, "m", count_cb, &n), 0);
 	CHECK_INT(n, 2);
 	CHECK_INT(store_reapply(st, "nope"), -EINVAL);
+	store_close(st);
+
+	/* a record that does not apply does not stop the others */
+	st = NULL;
+	CHECK_INT(store_open(&st, &o, err, sizeof(err)), 0);
+	if (!st)
+		return;
+	CHECK_INT(store_add_kind(st, &kf), 0);
+	CHECK_INT(store_put(st, "f", "1", "1", 1), 0);
+	CHECK_INT(store_put(st, "f", "2", "2", 1), 0);
+	events[0] = 0;
+	CHECK_INT(store_reapply(st, "f"), 0);
+	CHECK_STR(events, "f:1=1;f:2=2;");
 	store_stats(st, &ss);
 	CHECK_INT(ss.durable, 0);
 	CHECK_INT(ss.records, 2);
