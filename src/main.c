@@ -156,6 +156,23 @@ static int cache_start(const struct rf_config *cfg, uint32_t nworkers)
 	return ret;
 }
 
+/* The state store cannot be used: undo run()'s set-up (<nfds> listening
+ * sockets are open) and return the exit status that says so. */
+static int store_failed(const char *err, struct worker *workers, int *fds, size_t nfds)
+{
+	size_t i;
+
+	log_error("msg=\"state store unusable\" error=\"%s\"", err);
+	persist_stop();
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	rf_workers = NULL;
+	rf_nworkers = 0;
+	free(workers);
+	free(fds);
+	return EXIT_STORE;
+}
+
 static int run(struct runtime *rt, const struct privdrop *pd)
 {
 	const struct rf_config *cfg = rt->cfg;
@@ -191,14 +208,8 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	}
 	/* stored state is in place before the first request can arrive */
 	ret = persist_start(rt, pd->change && geteuid() == 0, pd->uid, pd->gid, err, sizeof(err));
-	if (ret < 0) {
-		log_error("msg=\"state store unusable\" error=\"%s\"", err);
-		rf_workers = NULL;
-		rf_nworkers = 0;
-		free(workers);
-		free(fds);
-		return EXIT_STORE;
-	}
+	if (ret < 0)
+		return store_failed(err, workers, fds, 0);
 	for (i = 0; i < nworkers; i++) {
 		for (j = 0; j < neps; j++) {
 			int fd = endpoint_open(&eps[j], 4096);
@@ -214,10 +225,8 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	}
 	if (drop_privileges(pd) < 0)
 		return 1;
-	if (persist_check_writable(err, sizeof(err)) < 0) {
-		log_error("msg=\"state store unusable\" error=\"%s\"", err);
-		return EXIT_STORE;
-	}
+	if (persist_check_writable(err, sizeof(err)) < 0)
+		return store_failed(err, workers, fds, (size_t)nworkers * neps);
 	/* Workers inherit this mask: only the main thread takes signals. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
