@@ -37,6 +37,14 @@ def stack_ini(state, backends, aport, extra="", workers=2, store=True):
     return ini
 
 
+def setup(nbackends=1, **kw):
+    """Backends, a fresh state directory path, the admin port, and the INI."""
+    bs = [Backend() for _ in range(nbackends)]
+    state = os.path.join(store_dir(), "state")
+    aport = free_port()
+    return bs, state, aport, stack_ini(state, bs, aport, **kw)
+
+
 def call(aport, method, path, body=None):
     h = {}
     if body is not None:
@@ -58,9 +66,10 @@ def killed(rf):
 
 
 def restart(ini, aport):
-    """Start again after a kill -9. The killed process's io_uring is torn
-    down by the kernel after it exits, so its listening sockets may still
-    take (and reset) a few connections: wait until they are gone."""
+    """Start again on the same ports. The kernel tears the previous
+    process's io_uring down after it exits (kill -9 or not), so its
+    listening sockets may still take (and reset) a few connections: wait
+    until they are gone."""
     rf = Ringfront(ini)
     good, deadline = 0, time.time() + 10
     while good < 20 and time.time() < deadline:
@@ -84,10 +93,7 @@ def server(aport, addr):
 
 
 def test_state_survives_restart():
-    b1, b2 = Backend(), Backend()
-    state = os.path.join(store_dir(), "state")
-    aport = free_port()
-    ini = stack_ini(state, [b1, b2], aport)
+    (b1, b2), state, aport, ini = setup(2)
     rf = Ringfront(ini)
     ok(call(aport, "POST", "/clients", {"client_id": "k-over", "capacity": 7,
                                          "rate_per_sec": 2.5}), 201)
@@ -109,7 +115,7 @@ def test_state_survives_restart():
     check(st["enabled"] and st["path"] == state and st["journal_records"] >= 12, st)
     rf.stop()
 
-    rf = Ringfront(ini)
+    rf = restart(ini, aport)
     c = ok(call(aport, "GET", "/clients/k-over"))
     check(c["capacity"] == 7 and abs(c["rate_per_sec"] - 2.5) < 1e-9 and c["override"], c)
     c = ok(call(aport, "GET", "/clients/k-patched"))
@@ -139,7 +145,7 @@ def test_state_survives_restart():
     rf.stop()
     text = open(os.path.join(state, "journal"), "rb").read()
     check(b"upstream" in text, "tombstones are journaled")
-    rf = Ringfront(ini)
+    rf = restart(ini, aport)
     check(upstream(aport)["balance"] == "round_robin")
     check(not server(aport, b1.addr)["draining"])
     check(server(aport, b2.addr)["weight"] == 5)
@@ -148,10 +154,7 @@ def test_state_survives_restart():
 
 
 def test_kill9_during_admin_writes_keeps_every_acknowledged_one():
-    b1 = Backend()
-    state = os.path.join(store_dir(), "state")
-    aport = free_port()
-    ini = stack_ini(state, [b1], aport)
+    (b1,), state, aport, ini = setup()
     rf = Ringfront(ini)
     acked, lock, stop = [], threading.Lock(), threading.Event()
     errors = []
@@ -195,10 +198,7 @@ def test_kill9_during_admin_writes_keeps_every_acknowledged_one():
 
 
 def test_truncated_journal_replays_up_to_the_tear():
-    b1 = Backend()
-    state = os.path.join(store_dir(), "state")
-    aport = free_port()
-    ini = stack_ini(state, [b1], aport)
+    (b1,), state, aport, ini = setup()
     rf = Ringfront(ini)
     for cid in ("first", "second", "third"):
         ok(call(aport, "POST", "/clients", {"client_id": cid}), 201)
@@ -207,7 +207,7 @@ def test_truncated_journal_replays_up_to_the_tear():
     size = os.path.getsize(journal)
     with open(journal, "r+b") as f:
         f.truncate(size - 10)       # the last record loses its end
-    rf = Ringfront(ini)
+    rf = restart(ini, aport)
     check(ok(call(aport, "GET", "/clients/first"))["client"])
     check(ok(call(aport, "GET", "/clients/second"))["client"])
     check(call(aport, "GET", "/clients/third").status == 404)
@@ -229,7 +229,7 @@ def test_truncated_journal_replays_up_to_the_tear():
         b = f.read(1)
         f.seek(40)
         f.write(bytes([b[0] ^ 0x10]))
-    rf = Ringfront(ini)
+    rf = restart(ini, aport)
     check(call(aport, "GET", "/clients/first").status == 404)
     check("journal tail dropped" in rf.output())
     rf.stop()
@@ -237,10 +237,7 @@ def test_truncated_journal_replays_up_to_the_tear():
 
 
 def reload_keeps(store):
-    b1, b2 = Backend(), Backend()
-    state = os.path.join(store_dir(), "state")
-    aport = free_port()
-    ini = stack_ini(state, [b1, b2], aport, store=store)
+    (b1, b2), state, aport, ini = setup(2, store=store)
     rf = Ringfront(ini)
     ok(call(aport, "POST", "/strategy", {"upstream": "app", "balance": "ip_hash"}))
     ok(call(aport, "PATCH", "/upstreams/app/servers/%s" % b1.addr, {"weight": 9}))
@@ -276,10 +273,7 @@ def test_reload_keeps_strategy_changes_with_a_store():
 
 
 def test_compaction_and_stale_clients():
-    b1 = Backend()
-    state = os.path.join(store_dir(), "state")
-    aport = free_port()
-    ini = stack_ini(state, [b1], aport, extra="snapshot_interval = 1s\nclient_ttl = 3s")
+    (b1,), state, aport, ini = setup(extra="snapshot_interval = 1s\nclient_ttl = 3s")
     rf = Ringfront(ini)
     ok(call(aport, "POST", "/clients", {"client_id": "busy"}), 201)
     ok(call(aport, "POST", "/clients", {"client_id": "idle"}), 201)
@@ -299,7 +293,7 @@ def test_compaction_and_stale_clients():
     st = ok(call(aport, "GET", "/stats"))["store"]
     check(st["compactions"] >= 1, st)
     rf.stop()
-    rf = Ringfront(ini)
+    rf = restart(ini, aport)
     check(ok(call(aport, "GET", "/clients/busy"))["client"])
     check(call(aport, "GET", "/clients/idle").status == 404)
     check(ok(call(aport, "GET", "/clients/idle-blocked"))["blocked"])
@@ -371,7 +365,7 @@ def test_store_after_privilege_drop():
         st = os.stat(os.path.join(state, name))
         check((st.st_uid, st.st_gid) == (uid, gid), (name, st.st_uid, st.st_gid))
     rf.stop()
-    rf = Ringfront(ini)
+    rf = restart(ini, aport)
     check(ok(call(aport, "GET", "/clients/10.1.2.3"))["blocked"])
     rf.stop()
     # one it cannot write after the drop stops the start
