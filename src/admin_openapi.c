@@ -48,11 +48,16 @@ static const char schemas[] =
 	  "\"enabled\":" T_BOOL ",\"hits\":" T_INT ",\"misses\":" T_INT ",\"hit_ratio\":" T_NUM
 	  ",\"bytes\":" T_INT ",\"entries\":" T_INT ",\"limit\":" T_INT ",\"inserts\":" T_INT
 	  ",\"evictions\":" T_INT ",\"expired\":" T_INT ",\"bypass\":" T_INT "}},"
+	"\"StoreStats\":{\"type\":\"object\",\"required\":[\"enabled\"],\"properties\":{"
+	  "\"enabled\":" T_BOOL ",\"path\":" T_STR ",\"records\":" T_INT
+	  ",\"journal_bytes\":" T_INT ",\"journal_records\":" T_INT ",\"sequence\":" T_INT
+	  ",\"snapshot_sequence\":" T_INT ",\"compactions\":" T_INT ",\"dropped_bytes\":" T_INT
+	  ",\"write_errors\":" T_INT "}},"
 	"\"Stats\":{\"type\":\"object\",\"required\":[\"workers\",\"upstreams\"],\"properties\":{"
 	  "\"uptime_s\":" T_INT ",\"generation\":" T_INT ",\"connections\":" T_INT
 	  ",\"totals\":" REF("Worker") ",\"workers\":" ARR(REF("Worker"))
 	  ",\"upstreams\":" ARR(REF("Upstream")) ",\"ratelimit\":" REF("RateLimitStats")
-	  ",\"cache\":" REF("CacheStats") "}},"
+	  ",\"cache\":" REF("CacheStats") ",\"store\":" REF("StoreStats") "}},"
 	"\"LogLine\":{\"type\":\"object\",\"properties\":{\"seq\":" T_INT
 	  ",\"level\":{\"type\":\"string\",\"enum\":[\"error\",\"warn\",\"info\",\"debug\"]}"
 	  ",\"text\":" T_STR "}},"

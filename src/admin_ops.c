@@ -12,12 +12,23 @@
 #include "proxy_cache.h"
 #include "reload.h"
 #include "health.h"
+#include "persist.h"
 #include "rl_clients.h"
 
 #define CAPACITY_MAX 1000000000u
 #define RATE_MAX     1e9
 
 /* ---- balancing ---- */
+
+/* A change the state store could not record: nothing was changed. */
+static void store_error(struct admin_ctx *x, int rc)
+{
+	if (rc == -ENOMEM)
+		admin_error(x, 503, "out of memory");
+	else
+		admin_error(x, 503, "the state store could not record the change: %s",
+			    strerror(-rc));
+}
 
 static struct upstream *find_upstream(const struct runtime *rt, const char *name)
 {
@@ -77,10 +88,14 @@ void admin_post_strategy(struct admin_ctx *x)
 		return;
 	}
 	old = balance_strategy(up);
-	if (config_balance_parse(strategy_alias(strat), &v) < 0 ||
-	    balance_set_strategy(up, v) < 0) {
+	if (config_balance_parse(strategy_alias(strat), &v) < 0 || v > RF_BAL_RANDOM2) {
 		admin_error(x, 400, "unknown strategy '%s': round_robin, weighted, least_conn, "
 			    "ip_hash, least_time, adaptive or random2", strat);
+		return;
+	}
+	rc = persist_set_strategy(up, v);
+	if (rc < 0) {
+		store_error(x, rc);
 		return;
 	}
 	ob_puts(&x->out, "{\"upstream\":");
@@ -162,10 +177,11 @@ void admin_patch_server(struct admin_ctx *x)
 	s = find_server(x);
 	if (!s)
 		return;
-	if (hw)
-		balance_set_weight(s, weight);
-	if (hd)
-		balance_set_drain(s, drain, x->w->wheel.now);   /* health.c logs the change */
+	hw = persist_set_server(s, hw ? &weight : NULL, hd ? &drain : NULL, x->w->wheel.now);
+	if (hw < 0) {
+		store_error(x, hw);
+		return;
+	}
 	admin_write_server(&x->out, s, x->w->wheel.now);
 	ob_puts(&x->out, "\n");
 }
@@ -270,6 +286,9 @@ static void client_error(struct admin_ctx *x, int rc, const char *id, const char
 		break;
 	case -ENOMEM:
 		admin_error(x, 503, "out of memory");
+		break;
+	case -EIO:
+		store_error(x, rc);
 		break;
 	default:
 		admin_error(x, 400, "invalid client id or limit");

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include "common.h"
 #include "admin_int.h"
+#include "persist.h"
 #include "reload.h"
 
 #define SERVICE_ADDR_MAX 300
@@ -149,7 +150,10 @@ void admin_put_service(struct admin_ctx *x)
 		return;
 	existed = find_service(x->rt, s.name) != NULL;
 	rc = reload_service(&s, NULL, err, sizeof(err));
-	if (rc == 0) {
+	if (rc == 0 && (rc = persist_set_service(&s, NULL)) < 0) {
+		admin_error(x, 503, "service applied, but the store could not record it: %s",
+			    strerror(-rc));
+	} else if (rc == 0) {
 		/* from the definition: the worker's runtime is still the old one */
 		x->status = existed ? 200 : 201;
 		ob_puts(&x->out, "{\"name\":");
@@ -178,7 +182,10 @@ void admin_delete_service(struct admin_ctx *x)
 	char err[512];
 	int rc = reload_service(NULL, x->params[0], err, sizeof(err));
 
-	if (rc == 0)
+	if (rc == 0 && (rc = persist_set_service(NULL, x->params[0])) < 0)
+		admin_error(x, 503, "service removed, but the store could not record it: %s",
+			    strerror(-rc));
+	else if (rc == 0)
 		x->status = 204;
 	else
 		admin_error(x, rc == -ENOENT ? 404 : rc == -ENOMEM ? 503 : 409, "%s", err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <time.h>
 #include "common.h"
+#include "persist.h"
 #include "admin_int.h"
 #include "balance.h"
 #include "cache.h"
@@ -144,6 +145,26 @@ static void write_cache(struct outbuf *o)
 		  ull(st.evictions), ull(st.expired), ull(st.outcome[CACHE_OUT_BYPASS]));
 }
 
+/* The state store: {"enabled":false} without [store] path. */
+static void write_store(struct outbuf *o)
+{
+	struct store_stats st;
+	const char *path;
+
+	if (persist_stats(&st, &path) < 0 || !st.durable) {
+		ob_puts(o, "{\"enabled\":false}");
+		return;
+	}
+	ob_puts(o, "{\"enabled\":true,\"path\":");
+	admin_json_str(o, path, strlen(path));
+	ob_printf(o, ",\"records\":%llu,\"journal_bytes\":%llu,\"journal_records\":%llu,"
+		  "\"sequence\":%llu,\"snapshot_sequence\":%llu,\"compactions\":%llu,"
+		  "\"dropped_bytes\":%llu,\"write_errors\":%llu}",
+		  ull(st.records), ull(st.journal_bytes), ull(st.journal_records),
+		  ull(st.last_seq), ull(st.snapshot_seq), ull(st.compactions),
+		  ull(st.dropped_bytes), ull(st.write_errors));
+}
+
 /* ---- GET /stats ---- */
 
 void admin_get_stats(struct admin_ctx *x)
@@ -180,6 +201,8 @@ void admin_get_stats(struct admin_ctx *x)
 	write_ratelimit(o, rt->rl);
 	ob_puts(o, ",\"cache\":");
 	write_cache(o);
+	ob_puts(o, ",\"store\":");
+	write_store(o);
 	ob_puts(o, "}\n");
 }
 

@@ -162,6 +162,17 @@ struct rf_cache_conf {
 	int line;
 };
 
+/* [store]: the admin API's changes (clients, keys, tiers, blocks, strategy,
+ * weights, drain) survive restarts when path is set. */
+struct rf_store_conf {
+	uint8_t enabled;                 /* the section is present */
+	char *path;                      /* owned; NULL = no persistence */
+	uint32_t snapshot_interval_ms;   /* compaction (and stale-client removal) this often */
+	uint64_t journal_max;            /* compaction as soon as the journal is larger */
+	uint32_t client_ttl_ms;          /* a client unused this long is removed; 0 = never */
+	int line;
+};
+
 struct rf_config {
 	char *path;             /* owned: the file it was read from */
 	char *source;           /* owned: the file's text (config_load), or NULL */
@@ -201,6 +212,9 @@ struct rf_config {
 
 	/* [cache] */
 	struct rf_cache_conf cache;
+
+	/* [store] */
+	struct rf_store_conf store;
 };
 
 /* Load and validate <path>. On success returns 0 and sets *out (free with

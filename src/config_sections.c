@@ -673,6 +673,36 @@ static int cache_end(struct parser *p)
 		    cc->max_object_size, ULL(cc->memory));
 }
 
+/* ---- [store] ---- */
+
+#define STO(f, T) OFF(struct rf_store_conf, f, T)
+
+static const struct key_def store_keys[] = {
+	{ .name = "path", KT_STRING, STO(path, char *), 0, 0, "",
+	  "directory of the journal and snapshot (created if missing, one process at a "
+	  "time); empty = nothing survives a restart" },
+	{ .name = "snapshot_interval", KT_MS, STO(snapshot_interval_ms, uint32_t), 1000, DAY_MS,
+	  "5m", "the journal is compacted into a snapshot this often when it changed, and "
+	  "stale clients are removed, 1s..24h" },
+	{ .name = "journal_max", KT_SIZE64, STO(journal_max, uint64_t), 64 << 10, 1ull << 30,
+	  "16m", "a journal larger than this is compacted at once, 64k..1g" },
+	{ .name = "client_ttl", KT_MS, STO(client_ttl_ms, uint32_t), 0, 30 * DAY_MS, "0",
+	  "a client (API key or address added at run time) without a request for this long "
+	  "is removed at the next compaction, up to 720h; 0 = never" },
+};
+
+_Static_assert(ARRAY_SIZE(store_keys) <= 32, "parser.key_line is too small");
+
+static int store_begin(struct parser *p, const char *arg)
+{
+	struct rf_store_conf *sc = &p->cfg->store;
+
+	p->base = sc;
+	sc->enabled = 1;
+	sc->line = p->line;
+	return apply_defaults(p, store_keys, ARRAY_SIZE(store_keys), sc);
+}
+
 const struct section_def sections[SEC_COUNT] = {
 	[SEC_SERVER] = { "server", 0, server_keys, ARRAY_SIZE(server_keys),
 		"listening sockets, workers, limits and logging",
@@ -701,6 +731,10 @@ const struct section_def sections[SEC_COUNT] = {
 		"the response cache, on when the section is present: stores what HTTP allows "
 		"on every route; optional Redis-protocol port over the same store",
 		cache_begin, NULL, cache_end },
+	[SEC_STORE] = { "store", 0, store_keys, ARRAY_SIZE(store_keys),
+		"persistence of what the admin API changes: clients, API keys and tiers, "
+		"blocks, strategy, weights and drain survive restarts and kill -9",
+		store_begin, NULL, NULL },
 };
 
 void config_free(struct rf_config *cfg)
@@ -721,6 +755,7 @@ void config_free(struct rf_config *cfg)
 		free(cfg->ratelimit.api_keys[i].key);
 	free(cfg->ratelimit.api_keys);
 	free(cfg->ratelimit.tiers);
+	free_owned(store_keys, ARRAY_SIZE(store_keys), &cfg->store);
 	free(cfg->source);
 	free(cfg->path);
 	free(cfg);

@@ -1,5 +1,6 @@
 /* listen.c - the endpoints of a configuration and their sockets. */
 #include <errno.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -44,20 +45,32 @@ int endpoint_open(const struct endpoint *ep, int backlog)
 	return fd;
 }
 
-int endpoint_open_first(const struct endpoint *ep, int backlog)
+/* Is something listening on the endpoint's address already? */
+static int taken(const struct rf_addr *a)
 {
-	const struct rf_addr *a = ep->addr;
 	int probe = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret = 0;
 
-	/* SO_REUSEPORT would let a second ringfront (or anything run by the
-	 * same user) share the port and take part of its traffic unseen: a
-	 * socket without it finds out whether the port is taken. */
 	if (probe < 0)
 		return -errno;
 	setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(probe, (const struct sockaddr *)&a->ss, a->len) < 0)
 		ret = -errno;
 	close(probe);
+	return ret;
+}
+
+int endpoint_open_first(const struct endpoint *ep, int backlog)
+{
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int ret, tries;
+
+	/* SO_REUSEPORT would let a second ringfront (or anything run by the
+	 * same user) share the port and take part of its traffic unseen: a
+	 * socket without it finds out whether the port is taken. A process
+	 * that just died may hold it for a moment more (the kernel tears its
+	 * io_uring down after the exit), so a restart waits up to 5 s. */
+	for (tries = 0; (ret = taken(ep->addr)) == -EADDRINUSE && tries < 50; tries++)
+		nanosleep(&pause, NULL);
 	return ret < 0 ? ret : endpoint_open(ep, backlog);
 }
 

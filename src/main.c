@@ -16,11 +16,14 @@
 #include "listen.h"
 #include "log.h"
 #include "notify.h"
+#include "persist.h"
 #include "privdrop.h"
 #include "uring_probe.h"
 #include "worker.h"
 
 #define RF_VERSION "0.1.0"
+#define EXIT_STORE 3   /* the state store cannot be used: see the log */
+
 #ifndef RF_LIBURING_VERSION
 #define RF_LIBURING_VERSION "unknown"
 #endif
@@ -35,7 +38,9 @@ static void usage(FILE *out)
 	      "  -v, --version      print the version and the io_uring features found, then exit\n"
 	      "  -h, --help         print this help\n"
 	      "signals: TERM, INT stop gracefully; HUP reload; USR1 reopen the log files\n"
-	      "exit status: 0 ok, 1 configuration or run-time error, 2 usage error\n", out);
+	      "exit status: 0 ok, 1 configuration or run-time error, 2 usage error,\n"
+	      "             3 the [store] directory cannot be used (locked, unreadable, newer format)\n",
+	      out);
 }
 
 static void print_version(void)
@@ -151,14 +156,33 @@ static int cache_start(const struct rf_config *cfg, uint32_t nworkers)
 	return ret;
 }
 
+/* The state store cannot be used: undo run()'s set-up (<nfds> listening
+ * sockets are open) and return the exit status that says so. */
+static int store_failed(const char *err, struct worker *workers, int *fds, size_t nfds)
+{
+	size_t i;
+
+	log_error("msg=\"state store unusable\" error=\"%s\"", err);
+	persist_stop();
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	rf_workers = NULL;
+	rf_nworkers = 0;
+	free(workers);
+	free(fds);
+	return EXIT_STORE;
+}
+
 static int run(struct runtime *rt, const struct privdrop *pd)
 {
 	const struct rf_config *cfg = rt->cfg;
 	uint32_t nworkers = worker_count(cfg), i, j, started = 0;
 	struct endpoint eps[RF_MAX_ENDPOINTS];
 	unsigned neps = endpoints_collect(cfg, eps);
+	const struct timespec tick = { 1, 0 };
 	struct worker *workers;
 	int *fds, ret = 0, sig;
+	char err[512];
 	sigset_t set;
 
 	workers = aligned_alloc(64, ((sizeof(*workers) * nworkers) + 63) & ~(size_t)63);
@@ -170,6 +194,8 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	/* Workers look at each other (admin views, check assignment) while
 	 * later ones still start: every slot is valid, zeroed memory. */
 	memset(workers, 0, sizeof(*workers) * nworkers);
+	for (i = 0; i < nworkers; i++)
+		workers[i].wake_fd = -1;        /* a wake before a worker runs goes nowhere */
 	rf_workers = workers;
 	rf_nworkers = nworkers;
 	/* one bucket shard per worker */
@@ -182,6 +208,11 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		log_error("msg=\"cache set-up failed\" error=\"%s\"", strerror(-ret));
 		return 1;
 	}
+	/* stored state is in place before the first request can arrive */
+	ret = persist_start(rt, pd->change && geteuid() == 0, pd->uid, pd->gid, err, sizeof(err));
+	if (ret < 0)
+		return store_failed(err, workers, fds, 0);
+	reload_services_start(err, sizeof(err));
 	for (i = 0; i < nworkers; i++) {
 		for (j = 0; j < neps; j++) {
 			int fd = i ? endpoint_open(&eps[j], 4096) : endpoint_open_first(&eps[j], 4096);
@@ -197,6 +228,8 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	}
 	if (drop_privileges(pd) < 0)
 		return 1;
+	if (persist_check_writable(err, sizeof(err)) < 0)
+		return store_failed(err, workers, fds, (size_t)nworkers * neps);
 	/* Workers inherit this mask: only the main thread takes signals. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -215,15 +248,17 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 			 RF_VERSION, nworkers, cfg->listen[0].text, cfg->path);
 		notify_ready(cfg, nworkers);
 		for (;;) {
-			if (sigwait(&set, &sig) != 0)
+			/* a signal, or once a second the store's compaction */
+			sig = sigtimedwait(&set, NULL, &tick);
+			if (sig < 0) {
+				persist_tick();
 				continue;
+			}
 			if (sig == SIGINT || sig == SIGTERM)
 				break;
 			if (sig == SIGUSR1)
 				reopen_logs(cfg);
 			if (sig == SIGHUP) {
-				char err[512];
-
 				/* RELOADING=1 then READY=1: `systemctl reload`
 				 * waits for the second one. */
 				notify_reloading();
@@ -251,6 +286,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 			close(fds[i * neps + j]);
 	free(workers);
 	free(fds);
+	persist_stop();
 	if (started != nworkers)
 		return 1;
 	log_info("msg=\"stopped\"");

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include "common.h"
 #include "log.h"
+#include "persist.h"
 #include "reload.h"
 #include "worker.h"
 
@@ -73,10 +74,15 @@ static int publish(struct runtime *cur, struct rf_config *cfg, const struct serv
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	/* the running state carries over; strategy, weight and drain changes
+	 * recorded by the store apply on top, and admin changes wait until
+	 * the new runtime is published */
 	runtime_inherit(nrt, cur);
+	persist_adopt(nrt);
 	reload_generation++;
 	/* the published reference moves from the old runtime to the new */
 	atomic_store_explicit(&rf_runtime, nrt, memory_order_release);
+	persist_adopt_done();
 	for (i = 0; i < rf_nworkers; i++)
 		worker_wake(&rf_workers[i]);
 	runtime_unref(cur);
@@ -106,11 +112,63 @@ int reload_config(char *err, size_t errlen)
 	return ret;
 }
 
+/* The file's text as it was loaded plus the services <svc>, published: a
+ * services change is no reload. */
+static int rebuild(struct runtime *cur, const struct services *svc, char *err, size_t errlen)
+{
+	struct rf_config *cfg;
+	int ret;
+
+	if (!cur->cfg->source)
+		return -ENOTSUP;
+	ret = config_parse(cur->cfg->path, cur->cfg->source, cur->cfg->source_len, &cfg, err,
+			   errlen);
+	if (ret < 0)
+		return ret;
+	cfg->source = rf_xstrndup(cur->cfg->source, cur->cfg->source_len);
+	cfg->source_len = cur->cfg->source_len;
+	return publish(cur, cfg, svc, err, errlen);
+}
+
+int reload_services_start(char *err, size_t errlen)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&reload_lock);
+	if (registry.n)
+		ret = rebuild(atomic_load(&rf_runtime), &registry, err, errlen);
+	if (ret < 0) {
+		/* the file may have taken a name or route since: it wins */
+		log_error("msg=\"stored services not applied; the file's configuration runs\" "
+			  "error=\"%s\"", err);
+		services_free(&registry);
+	} else if (registry.n) {
+		log_info("msg=\"services restored\" count=%u generation=%u", registry.n,
+			 reload_generation);
+	}
+	pthread_mutex_unlock(&reload_lock);
+	return ret;
+}
+
+int reload_service_restore(const struct service *s, const char *remove)
+{
+	struct services next;
+	int ret;
+
+	pthread_mutex_lock(&reload_lock);
+	ret = services_with(&next, &registry, s, remove);
+	if (ret == 0) {
+		services_free(&registry);
+		registry = next;
+	}
+	pthread_mutex_unlock(&reload_lock);
+	return ret == -ENOENT ? 0 : ret;
+}
+
 int reload_service(const struct service *s, const char *remove, char *err, size_t errlen)
 {
 	struct services next;
 	struct runtime *cur;
-	struct rf_config *cfg;
 	int ret;
 
 	pthread_mutex_lock(&reload_lock);
@@ -122,15 +180,8 @@ int reload_service(const struct service *s, const char *remove, char *err, size_
 		snprintf(err, errlen, "route '%s' exists already", s->route);
 	else if (ret < 0)
 		snprintf(err, errlen, "out of memory");
-	else if (!cur->cfg->source)
-		ret = -ENOTSUP;
-	/* the file's text as it was loaded: a services change is no reload */
-	else if ((ret = config_parse(cur->cfg->path, cur->cfg->source, cur->cfg->source_len,
-				     &cfg, err, errlen)) == 0) {
-		cfg->source = rf_xstrndup(cur->cfg->source, cur->cfg->source_len);
-		cfg->source_len = cur->cfg->source_len;
-		ret = publish(cur, cfg, &next, err, errlen);
-	}
+	else
+		ret = rebuild(cur, &next, err, errlen);
 	if (ret == 0) {
 		services_free(&registry);
 		registry = next;

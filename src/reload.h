@@ -20,4 +20,11 @@ int reload_config(char *err, size_t errlen);
  * in <err>), -ENOTSUP (no file text to build on), -ENOMEM. */
 int reload_service(const struct service *s, const char *remove, char *err, size_t errlen);
 
+/* Start-up, while the store replays (no worker runs yet): put <s> into
+ * the registry, or take out the one named <remove>, without building a
+ * runtime. reload_services_start() then publishes them all at once.
+ * Returns 0 or -ENOMEM. */
+int reload_service_restore(const struct service *s, const char *remove);
+int reload_services_start(char *err, size_t errlen);
+
 #endif

@@ -172,11 +172,13 @@ static void dir_free(struct rl_dir *d)
 		return;
 	free(d->e);
 	free(d->index);
+	free((void *)d->used);
 	free(d);
 }
 
-/* A directory over <e> (n entries, ownership passes). NULL on ENOMEM. */
-static struct rl_dir *dir_new(struct rl_entry *e, uint32_t n)
+/* A directory over <e> with last-use times <used> (n entries each;
+ * ownership of both passes). NULL on ENOMEM. */
+static struct rl_dir *dir_new(struct rl_entry *e, int64_t *used, uint32_t n)
 {
 	struct rl_dir *d = calloc(1, sizeof *d);
 	uint32_t size = 8, i, j;
@@ -185,11 +187,22 @@ static struct rl_dir *dir_new(struct rl_entry *e, uint32_t n)
 		size *= 2;
 	if (d)
 		d->index = calloc(size, sizeof *d->index);
-	if (!d || !d->index) {
+	if (!d || !d->index || !used) {
 		dir_free(d);
 		free(e);
+		free(used);
 		return NULL;
 	}
+	d->used = calloc(n ? n : 1, sizeof *d->used);
+	if (!d->used) {
+		dir_free(d);
+		free(e);
+		free(used);
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		atomic_init(&d->used[i], used[i]);
+	free(used);
 	d->e = e;
 	d->n = n;
 	d->mask = size - 1;
@@ -356,14 +369,23 @@ static int id_ok(const char *id)
 	return 1;
 }
 
+int64_t rl_clock_s(const struct rl *rl)
+{
+	return (int64_t)((rl->clock ? rl->clock() : rl_now_us()) / US_PER_S);
+}
+
 static int dir_from_config(struct rl *rl, const struct rf_ratelimit_conf *rc)
 {
 	struct rl_entry *e = calloc(rc->napi_keys + 1, sizeof *e);
+	int64_t *used = calloc(rc->napi_keys + 1, sizeof *used), now = rl_clock_s(rl);
 	uint32_t i, n = 0;
 	int err;
 
-	if (!e)
+	if (!e || !used) {
+		free(e);
+		free(used);
 		return -ENOMEM;
+	}
 	for (i = 0; i < rc->napi_keys; i++) {
 		struct rl_entry *x = &e[n];
 
@@ -372,15 +394,17 @@ static int dir_from_config(struct rl *rl, const struct rf_ratelimit_conf *rc)
 		memcpy(x->c.id, rc->api_keys[i].key, strlen(rc->api_keys[i].key) + 1);
 		memcpy(x->c.tier, rc->api_keys[i].tier_name, sizeof x->c.tier);
 		x->c.is_client = 1;
+		x->c.from_config = 1;
 		x->hash = rl_id_hash(rl, x->c.id);
 		err = client_policy(rl, &x->c, &x->pol);
 		if (err) {
 			free(e);
+			free(used);
 			return err;
 		}
-		n++;
+		used[n++] = now;
 	}
-	atomic_store(&rl->dir, dir_new(e, n));
+	atomic_store(&rl->dir, dir_new(e, used, n));
 	return atomic_load(&rl->dir) ? 0 : -ENOMEM;
 }
 
@@ -526,6 +550,23 @@ void rl_request_from_http(struct rl_request *rq, const struct rl *rl,
 	}
 }
 
+/* A request of a known client: note the second it came in (client_ttl).
+ * A store only when the second changed; one lost to a concurrent swap of
+ * the directory costs at most a second of accuracy. */
+static inline void mark_used(const struct rl *rl, const struct rl_dir *d,
+			     const struct rl_entry *e, uint64_t now_us)
+{
+	_Atomic int64_t *u;
+	int64_t s;
+
+	if (!e || !e->c.is_client || !atomic_load_explicit(&rl->track_use, memory_order_relaxed))
+		return;
+	u = &d->used[e - d->e];
+	s = (int64_t)(now_us / US_PER_S);
+	if (atomic_load_explicit(u, memory_order_relaxed) != s)
+		atomic_store_explicit(u, s, memory_order_relaxed);
+}
+
 static int deny(struct rl *rl, unsigned worker, struct rl_result *res, int status)
 {
 	if (status == 401)
@@ -619,6 +660,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 	if (ie && ie->c.blocked)
 		return deny(rl, worker, res, 403);
 	pol = ie && ie->c.is_client ? &ie->pol : &r->pol;
+	mark_used(rl, d, ie, now_us);
 	key = ip;
 	if (r->key == RL_KEY_IP_PATH) {
 		key = rl_key_ip_path(ip, rq->path ? rq->path : "", rq->path_len, rl->seed);
@@ -630,6 +672,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 		if (ke && ke->c.blocked)
 			return deny(rl, worker, res, 403);
 		if (ke && ke->c.is_client) {
+			mark_used(rl, d, ke, now_us);
 			ippol = pol;    /* the address limit applies besides the key's */
 			pol = &ke->pol;
 		} else if (r->require_key) {
@@ -649,6 +692,7 @@ int rl_admit_id(struct rl *rl, unsigned worker, const char *id, size_t len,
 		uint64_t now_us, struct rl_result *res)
 {
 	const struct rl_entry *e;
+	const struct rl_dir *d;
 	uint64_t key;
 
 	res->status = 0;
@@ -657,9 +701,11 @@ int rl_admit_id(struct rl *rl, unsigned worker, const char *id, size_t len,
 	if (!rl->enabled)
 		return 0;
 	key = rl_key_id(id, len, rl->seed);
-	e = dir_find(atomic_load_explicit(&rl->dir, memory_order_acquire), key);
+	d = atomic_load_explicit(&rl->dir, memory_order_acquire);
+	e = dir_find(d, key);
 	if (e && e->c.blocked)
 		return deny(rl, worker, res, 403);
+	mark_used(rl, d, e, now_us);
 	return decide(rl, worker, key, e && e->c.is_client ? &e->pol : &rl->def.pol, 0, NULL,
 		      now_us, res);
 }
@@ -677,36 +723,61 @@ int rl_line_check(void *arg, const char *key, size_t len)
 /* Publish a copy of the directory in which <x> replaces the entry with its
  * hash (or is added), or that entry is dropped when <x> is neither a
  * client nor blocked; then carry the key's used tokens over to its new
- * limit. Caller holds rl->lock. */
-static int commit(struct rl *rl, const struct rl_entry *x)
+ * limit. <used> is x's last use, NULL = its old one (now for a new
+ * client). With <notify>, rl->on_change sees the change first and may
+ * refuse it. Caller holds rl->lock. */
+static int commit(struct rl *rl, const struct rl_entry *x, const int64_t *used, int notify)
 {
 	const struct rl_dir *d = atomic_load(&rl->dir);
 	const struct rl_policy *from = &rl->def.pol, *to = x->c.is_client ? &x->pol : from;
 	uint32_t n = d ? d->n : 0, i, k = 0;
-	int keep = x->c.is_client || x->c.blocked, found = 0;
+	int keep = x->c.is_client || x->c.blocked, found = 0, err;
 	struct rl_entry *e = malloc((n + 1) * sizeof *e);
+	int64_t *uv = malloc((n + 1) * sizeof *uv), xu = used ? *used : rl_clock_s(rl);
 	struct rl_policy old;
 	struct rl_dir *nd;
 
-	if (!e)
+	if (!e || !uv) {
+		free(e);
+		free(uv);
 		return -ENOMEM;
+	}
 	for (i = 0; i < n; i++) {
 		if (d->e[i].hash != x->hash) {
+			uv[k] = atomic_load_explicit(&d->used[i], memory_order_relaxed);
 			e[k++] = d->e[i];
 			continue;
 		}
 		found = 1;
 		old = d->e[i].pol;      /* copied: d may be freed by publish() */
-		if (d->e[i].c.is_client)
+		if (d->e[i].c.is_client) {
 			from = &old;
-		if (keep)
+			if (!used)
+				xu = atomic_load_explicit(&d->used[i], memory_order_relaxed);
+		}
+		if (keep) {
+			uv[k] = xu;
 			e[k++] = *x;
+		}
 	}
-	if (keep && !found)
+	if (keep && !found) {
+		uv[k] = xu;
 		e[k++] = *x;
-	nd = dir_new(e, k);
+	}
+	nd = dir_new(e, uv, k);
 	if (!nd)
 		return -ENOMEM;
+	if (notify && rl->on_change) {
+		struct rl_client c = x->c;
+
+		if (!keep)
+			c.is_client = c.blocked = 0;
+		err = rl->on_change(rl->on_change_arg, &c, xu);
+		if (err < 0) {
+			dir_free(nd);
+			return err;
+		}
+	}
 	publish(rl, nd);
 	if (rl->table.slots && (from->t_us != to->t_us || from->tau_us != to->tau_us))
 		rl_rescale(&rl->table, x->hash, from, to, rl->clock());
@@ -750,7 +821,7 @@ static int client_put(struct rl *rl, const struct rl_client *c, int mode)
 		err = client_policy(rl, &x.c, &x.pol);
 	}
 	if (!err)
-		err = commit(rl, &x);
+		err = commit(rl, &x, NULL, 1);
 	pthread_mutex_unlock(&rl->lock);
 	return err;
 }
@@ -800,7 +871,7 @@ int rl_client_delete(struct rl *rl, const char *id)
 		x.c.capacity = 0;
 		x.c.rate_per_sec = 0;
 		x.c.tier[0] = 0;
-		err = commit(rl, &x);
+		err = commit(rl, &x, NULL, 1);
 	}
 	pthread_mutex_unlock(&rl->lock);
 	return err;
@@ -835,7 +906,7 @@ int rl_set_tier(struct rl *rl, const char *id, const char *tier)
 	x.c.is_client = 1;
 	err = client_policy(rl, &x.c, &x.pol);
 	if (!err)
-		err = commit(rl, &x);
+		err = commit(rl, &x, NULL, 1);
 	pthread_mutex_unlock(&rl->lock);
 	return err;
 }
@@ -854,7 +925,7 @@ static int set_blocked(struct rl *rl, const char *id, int on)
 		err = -ENOENT;
 	if (!err) {
 		x.c.blocked = (uint8_t)on;
-		err = commit(rl, &x);
+		err = commit(rl, &x, NULL, 1);
 	}
 	pthread_mutex_unlock(&rl->lock);
 	return err;
@@ -868,6 +939,88 @@ int rl_block(struct rl *rl, const char *id)
 int rl_unblock(struct rl *rl, const char *id)
 {
 	return set_blocked(rl, id, 0);
+}
+
+int rl_restore(struct rl *rl, const struct rl_client *c, int64_t used)
+{
+	struct rl_entry x;
+	int err = 0;
+
+	if (!rl->enabled)
+		return -EOPNOTSUPP;
+	if (!c || !id_ok(c->id) || !(c->rate_per_sec >= 0) ||
+	    memchr(c->tier, 0, sizeof c->tier) == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&rl->lock);
+	lookup(rl, c->id, &x);
+	x.c.is_client = !!c->is_client;
+	x.c.blocked = !!c->blocked;
+	x.c.capacity = c->is_client ? c->capacity : 0;
+	x.c.rate_per_sec = c->is_client ? c->rate_per_sec : 0;
+	memcpy(x.c.tier, c->is_client ? c->tier : "", c->is_client ? sizeof x.c.tier : 1);
+	if (x.c.is_client)
+		err = client_policy(rl, &x.c, &x.pol);
+	if (!err)
+		err = commit(rl, &x, &used, 0);
+	pthread_mutex_unlock(&rl->lock);
+	return err;
+}
+
+int rl_sweep(struct rl *rl, uint64_t idle_s, int64_t since, rl_sweep_fn fn, void *arg)
+{
+	const struct rl_dir *d;
+	struct rl_entry *e = NULL, x;
+	int64_t *uv = NULL, used, now = rl_clock_s(rl);
+	uint32_t n, i, k = 0;
+	int expired = 0;
+	struct rl_dir *nd;
+
+	pthread_mutex_lock(&rl->lock);
+	d = atomic_load(&rl->dir);
+	n = d ? d->n : 0;
+	if (idle_s) {
+		e = malloc((n + 1) * sizeof *e);
+		uv = malloc((n + 1) * sizeof *uv);
+		if (!e || !uv) {
+			free(e);
+			free(uv);
+			pthread_mutex_unlock(&rl->lock);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		x = d->e[i];
+		used = atomic_load_explicit(&d->used[i], memory_order_relaxed);
+		if (idle_s && x.c.is_client && !x.c.from_config && used + (int64_t)idle_s <= now) {
+			x.c.is_client = 0;
+			x.c.capacity = 0;
+			x.c.rate_per_sec = 0;
+			x.c.tier[0] = 0;
+			expired++;
+			if (fn)
+				fn(arg, &x.c, used);
+			if (!x.c.blocked)
+				continue;
+			x.pol = rl->def.pol;
+		} else if (fn && x.c.is_client && !x.c.from_config && used >= since) {
+			fn(arg, &x.c, used);
+		}
+		if (e) {
+			uv[k] = used;
+			e[k++] = x;
+		}
+	}
+	if (!expired) {
+		free(e);
+		free(uv);
+	} else if ((nd = dir_new(e, uv, k)) != NULL) {
+		/* an idle key's bucket is full: no tokens to carry over */
+		publish(rl, nd);
+	} else {
+		expired = -ENOMEM;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	return expired;
 }
 
 int rl_usage(struct rl *rl, const char *id, uint64_t now_us, struct rl_usage *out)

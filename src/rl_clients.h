@@ -52,6 +52,7 @@ struct rl_client {
 	char tier[RF_NAME_MAX]; /* "" = none */
 	uint8_t is_client;      /* a known key; 0 = block-list only */
 	uint8_t blocked;
+	uint8_t from_config;    /* listed in [api_keys]: never expires */
 };
 
 /* One directory entry: a client, a blocked id, or both. */
@@ -67,6 +68,8 @@ struct rl_dir {
 	uint32_t n;
 	uint32_t mask;          /* index size - 1, a power of two */
 	uint32_t *index;        /* owned: open addressing on hash, entry + 1, 0 = empty */
+	_Atomic int64_t *used;  /* owned, n: last request of each entry, rl clock seconds;
+				 * written by workers when rl->track_use */
 	uint64_t retired_at;    /* epoch it was replaced at */
 	struct rl_dir *next;    /* retired list */
 };
@@ -130,6 +133,13 @@ struct rl {
 	struct rl_worker *workers;      /* owned, nworkers */
 	_Atomic uint64_t epoch;         /* QSBR: bumped by every directory swap */
 	uint64_t (*clock)(void);        /* admin calls' time: rl_now_us, tests inject */
+	_Atomic uint8_t track_use;      /* keep dir->used up to date (client expiry) */
+	/* Called by every admin change of an entry, under the lock, before the
+	 * change is published: <c> is the entry after it (is_client and
+	 * blocked both 0 = gone), <used> its last use. A negative return
+	 * refuses the change (the persistence layer could not record it). */
+	int (*on_change)(void *arg, const struct rl_client *c, int64_t used);
+	void *on_change_arg;
 	pthread_mutex_t lock;           /* admin writers only, never the request path */
 	struct rl_dir *retired;         /* under lock */
 };
@@ -212,6 +222,26 @@ int rl_set_tier(struct rl *rl, const char *id, const char *tier);
  * Returns 0, -EINVAL, or -ENOENT (unblock of an id not blocked). */
 int rl_block(struct rl *rl, const char *id);
 int rl_unblock(struct rl *rl, const char *id);
+
+/* Set the entry of c->id to <c> (is_client, blocked, the limit fields)
+ * without calling on_change: replaying stored state. <used> is its last
+ * use in rl clock seconds. Returns 0, -EINVAL, -ENOENT (no such tier),
+ * -ERANGE, -ENOMEM, or -EOPNOTSUPP when rate limiting is off. */
+int rl_restore(struct rl *rl, const struct rl_client *c, int64_t used);
+
+/* Called by rl_sweep() under the lock for an entry that expired (<c> no
+ * longer a client) or was used since <since>; <used> is its last use. */
+typedef void (*rl_sweep_fn)(void *arg, const struct rl_client *c, int64_t used);
+
+/* Expire clients without a request for <idle_s> seconds (0 = none; ids
+ * from [api_keys] never), in one directory swap: a blocked id stays
+ * blocked. <fn> sees each expired entry and each client (not from
+ * [api_keys]) used at or after <since> (rl clock seconds). Returns how
+ * many expired, or -ENOMEM. */
+int rl_sweep(struct rl *rl, uint64_t idle_s, int64_t since, rl_sweep_fn fn, void *arg);
+
+/* Seconds on the clock dir->used counts in: rl->clock() / 1e6. */
+int64_t rl_clock_s(const struct rl *rl);
 
 struct rl_usage {
 	struct rl_client c;     /* .is_client 0 for an unknown id */

@@ -1309,6 +1309,109 @@ static void test_memory_per_key(void)
 	rl_table_free(&t);
 }
 
+/* ---- persistence hooks: on_change, rl_restore, rl_sweep ---- */
+
+static uint64_t fake_now_us;
+static char hook_log[512];
+static int hook_rc;
+
+static uint64_t fake_clock(void)
+{
+	return fake_now_us;
+}
+
+static int on_change(void *arg, const struct rl_client *c, int64_t used)
+{
+	size_t n = strlen(hook_log);
+
+	snprintf(hook_log + n, sizeof hook_log - n, "%s:%s%s%s@%lld;", c->id,
+		 c->is_client ? "client" : "", c->blocked ? "+blocked" : "", c->tier,
+		 (long long)used);
+	return hook_rc;
+}
+
+static void on_sweep(void *arg, const struct rl_client *c, int64_t used)
+{
+	on_change(arg, c, used);
+}
+
+static void test_change_hook_restore_and_sweep(void)
+{
+	struct rl rl;
+	struct rl_client c = { .id = "c1" }, got;
+	uint8_t ip7[4] = { 10, 7, 7, 7 };
+
+	if (rl_from(&rl, tiers_ini, 1))
+		return;
+	rl.clock = fake_clock;
+	rl.on_change = on_change;
+	fake_now_us = 1000 * S;
+	hook_log[0] = 0;
+	/* every admin change is seen, before it is published */
+	CHECK_INT(rl_client_create(&rl, &c), 0);
+	CHECK_INT(rl_set_tier(&rl, "c2", "basic"), 0);
+	CHECK_INT(rl_block(&rl, "c1"), 0);
+	CHECK_INT(rl_client_delete(&rl, "c1"), 0);
+	CHECK_INT(rl_unblock(&rl, "c1"), 0);
+	CHECK_STR(hook_log, "c1:client@1000;c2:clientbasic@1000;c1:client+blocked@1000;"
+		  "c1:+blocked@1000;c1:@1000;");
+	/* a refused change is not made */
+	hook_rc = -EIO;
+	memcpy(c.id, "c3", 3);
+	CHECK_INT(rl_client_create(&rl, &c), -EIO);
+	CHECK_INT(rl_client_get(&rl, "c3", &got), -ENOENT);
+	CHECK_INT(rl_block(&rl, "c2"), -EIO);
+	CHECK_INT(rl_client_get(&rl, "c2", &got), 0);
+	CHECK_INT(got.blocked, 0);
+	hook_rc = 0;
+	/* a restore does not call the hook */
+	hook_log[0] = 0;
+	memset(&c, 0, sizeof c);
+	memcpy(c.id, "c4", 3);
+	c.is_client = 1;
+	memcpy(c.tier, "premium", 8);
+	CHECK_INT(rl_restore(&rl, &c, 900), 0);
+	memcpy(c.tier, "nope", 5);
+	CHECK_INT(rl_restore(&rl, &c, 900), -ENOENT);
+	memset(&c, 0, sizeof c);
+	memcpy(c.id, "10.9.9.9", 9);
+	c.blocked = 1;
+	CHECK_INT(rl_restore(&rl, &c, 900), 0);
+	memcpy(c.id, "kf", 3);          /* a config key, deleted */
+	c.blocked = 0;
+	CHECK_INT(rl_restore(&rl, &c, 900), 0);
+	CHECK_STR(hook_log, "");
+	CHECK_INT(rl_client_get(&rl, "c4", &got), 0);
+	CHECK_STR(got.tier, "premium");
+	CHECK_INT(rl_client_get(&rl, "10.9.9.9", &got), 0);
+	CHECK(got.blocked && !got.is_client);
+	CHECK_INT(rl_client_get(&rl, "kf", &got), -ENOENT);
+	CHECK_INT(rl_client_get(&rl, "kb", &got), 0);
+	CHECK_INT(got.from_config, 1);
+	/* requests mark a client used only while tracking is on */
+	CHECK_INT(admit_n(&rl, NULL, req_ip(ip7, "/", "c2"), 1500 * S, NULL), 20);
+	CHECK_INT(rl_sweep(&rl, 0, 0, on_sweep, NULL), 0);
+	CHECK(strstr(hook_log, "c2:clientbasic@1000;") != NULL);
+	atomic_store(&rl.track_use, 1);
+	CHECK_INT(admit_n(&rl, NULL, req_ip(ip7, "/", "c2"), 1600 * S, NULL), 20);
+	CHECK_INT(rl_block(&rl, "c4"), 0);
+	/* at 1700 s, 200 s idle expire: c4 (used 900) but it stays blocked;
+	 * c2 (used 1600) stays; config keys never go */
+	fake_now_us = 1700 * S;
+	hook_log[0] = 0;
+	CHECK_INT(rl_sweep(&rl, 200, 1200, on_sweep, NULL), 1);
+	CHECK_STR(hook_log, "c2:clientbasic@1600;c4:+blocked@900;");
+	CHECK_INT(rl_client_get(&rl, "c4", &got), 0);
+	CHECK(got.blocked && !got.is_client && !got.tier[0]);
+	CHECK_INT(rl_client_get(&rl, "c2", &got), 0);
+	CHECK_INT(got.is_client, 1);
+	fake_now_us = 1801 * S;
+	CHECK_INT(rl_sweep(&rl, 200, 1700, NULL, NULL), 1);
+	CHECK_INT(rl_client_get(&rl, "c2", &got), -ENOENT);
+	CHECK_INT(rl_client_get(&rl, "kb", &got), 0);
+	rl_destroy(&rl);
+}
+
 int main(void)
 {
 	RUN(test_policy);
@@ -1337,5 +1440,6 @@ int main(void)
 	RUN(test_insert_race_exact);
 	RUN(test_directory_swap_race);
 	RUN(test_memory_per_key);
+	RUN(test_change_hook_restore_and_sweep);
 	TEST_REPORT();
 }
