@@ -277,13 +277,19 @@ const struct rl_tier *rl_tier_find(const struct rl *rl, const char *name)
 	return NULL;
 }
 
-/* The limit a client record gives: override, else tier, else default. */
-static int client_policy(const struct rl *rl, const struct rl_client *c, struct rl_policy *p)
+/* The limit a client record gives: override, else tier, else default;
+ * and the queue priority of its tier. Sets x->pol and x->priority. */
+static int client_policy(const struct rl *rl, struct rl_entry *x)
 {
+	const struct rl_client *c = &x->c;
 	const struct rl_policy *def = &rl->def.pol;
-	const struct rl_tier *t;
+	const struct rl_tier *t = c->tier[0] ? rl_tier_find(rl, c->tier) : NULL;
+	struct rl_policy *p = &x->pol;
 	uint32_t cap;
 
+	if (c->tier[0] && !t)
+		return -ENOENT;
+	x->priority = t ? t->priority : 0;
 	if (c->capacity || c->rate_per_sec > 0) {
 		cap = c->capacity ? c->capacity : def->burst;
 		if (c->rate_per_sec > 0)
@@ -296,14 +302,7 @@ static int client_policy(const struct rl *rl, const struct rl_client *c, struct 
 		p->tau_us = def->t_us * (cap - 1);
 		return 0;
 	}
-	if (c->tier[0]) {
-		t = rl_tier_find(rl, c->tier);
-		if (!t)
-			return -ENOENT;
-		*p = t->pol;
-		return 0;
-	}
-	*p = *def;
+	*p = t ? t->pol : *def;
 	return 0;
 }
 
@@ -373,7 +372,7 @@ static int dir_from_config(struct rl *rl, const struct rf_ratelimit_conf *rc)
 		memcpy(x->c.tier, rc->api_keys[i].tier_name, sizeof x->c.tier);
 		x->c.is_client = 1;
 		x->hash = rl_id_hash(rl, x->c.id);
-		err = client_policy(rl, &x->c, &x->pol);
+		err = client_policy(rl, x);
 		if (err) {
 			free(e);
 			return err;
@@ -429,6 +428,7 @@ int rl_init(struct rl *rl, const struct rf_config *cfg, unsigned nworkers, uint6
 		goto fail;
 	for (i = 0; i < rc->ntiers; i++) {
 		memcpy(rl->tiers[i].name, rc->tiers[i].name, sizeof rl->tiers[i].name);
+		rl->tiers[i].priority = rc->tiers[i].priority;
 		err = rl_policy_init(&rl->tiers[i].pol, rc->tiers[i].rate.count,
 				     rc->tiers[i].rate.period_ms * 1000ull, rc->tiers[i].burst);
 		if (err)
@@ -608,6 +608,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 	res->status = 0;
 	res->headers = 0;
 	res->banned = 0;
+	res->priority = 0;
 	if (!rl->enabled || (route && route->mode == RL_ROUTE_OFF))
 		return 0;
 	if (route && route->mode == RL_ROUTE_CUSTOM)
@@ -619,6 +620,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 	if (ie && ie->c.blocked)
 		return deny(rl, worker, res, 403);
 	pol = ie && ie->c.is_client ? &ie->pol : &r->pol;
+	res->priority = ie && ie->c.is_client ? ie->priority : 0;
 	key = ip;
 	if (r->key == RL_KEY_IP_PATH) {
 		key = rl_key_ip_path(ip, rq->path ? rq->path : "", rq->path_len, rl->seed);
@@ -632,6 +634,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 		if (ke && ke->c.is_client) {
 			ippol = pol;    /* the address limit applies besides the key's */
 			pol = &ke->pol;
+			res->priority = ke->priority;
 		} else if (r->require_key) {
 			return deny(rl, worker, res, 401);
 		} else {
@@ -747,7 +750,7 @@ static int client_put(struct rl *rl, const struct rl_client *c, int mode)
 		x.c.rate_per_sec = c->rate_per_sec;
 		memcpy(x.c.tier, c->tier, sizeof x.c.tier);
 		x.c.is_client = 1;
-		err = client_policy(rl, &x.c, &x.pol);
+		err = client_policy(rl, &x);
 	}
 	if (!err)
 		err = commit(rl, &x);
@@ -833,7 +836,7 @@ int rl_set_tier(struct rl *rl, const char *id, const char *tier)
 	lookup(rl, id, &x);
 	memcpy(x.c.tier, tier, strlen(tier) + 1);
 	x.c.is_client = 1;
-	err = client_policy(rl, &x.c, &x.pol);
+	err = client_policy(rl, &x);
 	if (!err)
 		err = commit(rl, &x);
 	pthread_mutex_unlock(&rl->lock);
