@@ -200,9 +200,22 @@ uint32_t balance_recent_total(const struct server *s, uint64_t now)
 	return t;
 }
 
-void balance_on_start(struct server *s)
+int balance_on_start(struct server *s)
 {
-	atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+	uint32_t a;
+
+	if (likely(!s->max_conns)) {
+		atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+		return 0;
+	}
+	/* a CAS, not an add: two workers must not both take the last slot */
+	a = atomic_load_explicit(&s->active, memory_order_relaxed);
+	do {
+		if (a >= s->max_conns)
+			return -EBUSY;
+	} while (!atomic_compare_exchange_weak_explicit(&s->active, &a, a + 1,
+							memory_order_relaxed, memory_order_relaxed));
+	return 0;
 }
 
 void balance_on_done(struct server *s, uint32_t latency_us, int outcome, uint64_t now)
@@ -239,9 +252,27 @@ static inline uint32_t active_of(const struct server *s)
 	return atomic_load_explicit(&s->active, memory_order_relaxed);
 }
 
-static inline int was_tried(const struct pick_ctx *ctx, uint32_t i)
+static inline int was_tried(struct pick_ctx *ctx, uint32_t i)
 {
 	return (int)(ctx->tried >> (i % 64)) & 1;
+}
+
+/* May server <i> of <up> take this pick? Not tried yet, a free slot under
+ * max_conns, and health_admit() agrees. The slot is looked at first so a
+ * full server never claims a probe; it is counted in ctx->full, which
+ * tells the caller to queue the request rather than fail it. Returns an
+ * enum health_admit. */
+static inline int eligible(struct upstream *up, uint32_t i, struct pick_ctx *ctx)
+{
+	struct server *s = &up->servers[i];
+
+	if (was_tried(ctx, i))
+		return HEALTH_SKIP;
+	if (s->max_conns && active_of(s) >= s->max_conns) {
+		ctx->full++;
+		return HEALTH_SKIP;
+	}
+	return health_admit(s, ctx->now_ms);
 }
 
 /* Next index after <i> among <n>, without a division per step. */
@@ -253,7 +284,7 @@ static inline uint32_t next_idx(uint32_t i, uint32_t n)
 /* Exact rotation. A server in slow start takes its turn only with the
  * probability of its factor, so it still ramps up. */
 static struct server *pick_rr(struct upstream *up, struct balance_state *bs,
-			      const struct pick_ctx *ctx)
+			      struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i = bs->rr % n, k, pm;
 	struct server *s, *slow = NULL;
@@ -261,7 +292,7 @@ static struct server *pick_rr(struct upstream *up, struct balance_state *bs,
 
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		pm = health_weight_permille(s, ctx->now_ms);
 		if (a == HEALTH_TAKE && pm < 1000 && rnd(bs) % 1000 >= pm) {
@@ -297,7 +328,7 @@ static int cw_ensure(struct balance_state *bs, uint32_t n)
  * server gets exactly its share, and the heavy one is interleaved with the
  * light ones instead of served in a burst. */
 static struct server *pick_wrr(struct upstream *up, struct balance_state *bs,
-			       const struct pick_ctx *ctx)
+			       struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i, best = UINT32_MAX;
 	int64_t total = 0, w;
@@ -308,7 +339,7 @@ static struct server *pick_wrr(struct upstream *up, struct balance_state *bs,
 		return pick_rr(up, bs, ctx);
 	for (i = 0; i < n; i++) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -334,7 +365,7 @@ static inline int lat_better(uint32_t a, uint32_t b)
  * sent (HAProxy's (active + 1) / weight), so a heavier server also wins at
  * idle. Ties go to a clearly lower response time, then rotate. */
 static struct server *pick_least_conn(struct upstream *up, struct balance_state *bs,
-				      const struct pick_ctx *ctx)
+				      struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i = bs->rr++ % n, k, blat = 0, lat;
 	uint64_t bload = 0, bw = 1, load, w;
@@ -343,7 +374,7 @@ static struct server *pick_least_conn(struct upstream *up, struct balance_state 
 
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -380,7 +411,7 @@ static double score_adaptive(const struct server *s, uint64_t now)
 }
 
 static struct server *pick_scored(struct upstream *up, struct balance_state *bs,
-				  const struct pick_ctx *ctx,
+				  struct pick_ctx *ctx,
 				  double (*score)(const struct server *, uint64_t))
 {
 	uint32_t n = up->nservers, i = bs->rr++ % n, k;
@@ -390,7 +421,7 @@ static struct server *pick_scored(struct upstream *up, struct balance_state *bs,
 
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -410,7 +441,7 @@ static struct server *pick_scored(struct upstream *up, struct balance_state *bs,
  * No ring to build or rebuild when servers or weights change, and shares
  * follow weights exactly; the price, O(servers) per pick, is what every
  * other strategy pays too. */
-static struct server *pick_ip_hash(struct upstream *up, const struct pick_ctx *ctx)
+static struct server *pick_ip_hash(struct upstream *up, struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i;
 	struct server *s, *best = NULL;
@@ -419,7 +450,7 @@ static struct server *pick_ip_hash(struct upstream *up, const struct pick_ctx *c
 
 	for (i = 0; i < n; i++) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -436,7 +467,7 @@ static struct server *pick_ip_hash(struct upstream *up, const struct pick_ctx *c
  * the one with fewer active requests per weight wins. Almost as good as
  * least_conn, without every worker herding onto the same idle server. */
 static struct server *pick_random2(struct upstream *up, struct balance_state *bs,
-				   const struct pick_ctx *ctx)
+				   struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i;
 	uint64_t ok = 0, tw = 0, w, wa = 1, wb = 1;
@@ -447,7 +478,7 @@ static struct server *pick_random2(struct upstream *up, struct balance_state *bs
 	 * was eligible (for the first 64 servers) so the second need not ask */
 	for (i = 0; i < n; i++) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -470,7 +501,7 @@ static struct server *pick_random2(struct upstream *up, struct balance_state *bs
 		if (i < 64) {
 			if (!(ok >> i & 1))
 				continue;
-		} else if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms))) {
+		} else if (!(a = eligible(up, i, ctx))) {
 			continue;
 		} else if (a == HEALTH_PROBE) {
 			return s;
@@ -491,7 +522,7 @@ static struct server *pick_random2(struct upstream *up, struct balance_state *bs
 }
 
 struct server *balance_choose(struct upstream *up, struct balance_state *bs,
-			      const struct pick_ctx *ctx)
+			      struct pick_ctx *ctx)
 {
 	if (unlikely(!up->nservers))
 		return NULL;

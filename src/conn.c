@@ -24,11 +24,6 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static void conn_on_timer(struct timer *t);
 static int conn_forward(struct conn *c, const struct http_req *req, uint32_t head_len);
 
-static void conn_set_state(struct conn *c, enum conn_state st)
-{
-	c->state = st;
-}
-
 static const struct rf_config *cfg_of(const struct conn *c)
 {
 	return c->s.w->cfg;
@@ -108,6 +103,10 @@ void conn_attempt_done(struct conn *c, int outcome)
 	latency_us = (uint32_t)RF_MIN(w->now_us - c->attempt_us, UINT32_MAX);
 	balance_on_done(c->srv, latency_us, outcome, w->wheel.now);
 	metrics_observe(c->srv, latency_us, outcome);
+	/* a slot under max_conns is free: the request next in line may take it */
+	if (unlikely(c->srv->max_conns) &&
+	    atomic_load_explicit(&c->srv->up->queued, memory_order_relaxed))
+		queue_slot_freed(w, c->srv->up);
 	c->srv = NULL;
 }
 
@@ -123,6 +122,7 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_ST_CLOSED)
 		return;
+	queue_leave(c);
 	conn_attempt_done(c, BAL_ABORT);
 	if (c->link) {
 		struct link *l = c->link;
@@ -220,10 +220,19 @@ static void conn_log_access(struct conn *c)
 
 void conn_fail(struct conn *c, int status)
 {
+	conn_fail_ex(c, status, NULL, 0);
+}
+
+/* Answer the current request with an error of ringfront's own: <status>,
+ * its JSON <message> (NULL = the status's), Retry-After when
+ * <retry_after_s>. Keeps the connection when the request allows it. */
+void conn_fail_ex(struct conn *c, int status, const char *message, uint32_t retry_after_s)
+{
 	struct worker *w = c->s.w;
 	struct chunk *ck;
 	int n, keep;
 
+	queue_leave(c);
 	if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_LINGER)
 		return;
 	conn_attempt_done(c, BAL_ABORT);
@@ -255,7 +264,8 @@ void conn_fail(struct conn *c, int status)
 		conn_close(c);
 		return;
 	}
-	n = error_response(ck->data, ck->cap, status, keep, c->reqid, c->reqid_len);
+	n = error_response_ex(ck->data, ck->cap, status, keep, c->reqid, c->reqid_len,
+			      message, retry_after_s);
 	if (n < 0 || segq_push(w, &c->s.out, ck->data, (uint32_t)n, -1, ck) < 0) {
 		if (n < 0)
 			chunk_put(w, ck);
@@ -283,14 +293,22 @@ static int parse_request_cb(const char *buf, size_t len, size_t last, void *arg)
 
 /* Pick a server and a link for the current request, trying further servers
  * while connecting fails at once, within max_retries and the upstream's
- * retry budget. */
-static void conn_connect_backend(struct conn *c)
+ * retry budget. When every server that could take a first attempt is at
+ * max_conns, the request waits in the queue instead (queue.h); the queue
+ * calls this again when a slot frees. */
+void conn_connect_backend(struct conn *c)
 {
 	struct worker *w = c->s.w;
 	struct upstream *up = c->up;
+	uint64_t lost = 0;
 
+	/* requests wait already: a new one lines up rather than barge in */
+	if (up->queueing && c->state != CONN_ST_QUEUED && queue_behind(c)) {
+		queue_wait(c);
+		return;
+	}
 	for (;;) {
-		struct pick_ctx ctx = { w->wheel.now, c->tried, c->client_hash };
+		struct pick_ctx ctx = { w->wheel.now, c->tried | lost, c->client_hash, 0 };
 		struct server *srv;
 		struct link *l;
 		int ret;
@@ -307,13 +325,24 @@ static void conn_connect_backend(struct conn *c)
 			return;
 		}
 		srv = balance_choose(up, &w->bal[up->index], &ctx);
+		if (!srv && (ctx.full || lost) && !c->tried) {
+			queue_wait(c);
+			return;
+		}
 		if (!srv) {
 			conn_fail(c, c->attempts ? 502 : 503);
 			return;
 		}
+		if (balance_on_start(srv) < 0) {
+			lost |= 1ULL << (srv->index % 64);   /* another worker took the last slot */
+			continue;
+		}
+		if (c->state == CONN_ST_QUEUED) {
+			atomic_fetch_add_explicit(&up->queue_served, 1, memory_order_relaxed);
+			queue_leave(c);
+		}
 		c->tried |= 1ULL << (srv->index % 64);
 		c->attempts++;
-		balance_on_start(srv);
 		c->srv = srv;
 		c->attempt_us = w->now_us;
 		ret = link_acquire(c, srv, &l);
@@ -349,6 +378,7 @@ static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_
 	rl_admit(w->rt->rl, (unsigned)w->id, limit, &rq, w->now_us, &res);
 	c->rl_headers = res.headers;
 	c->rlv = res.v;
+	c->prio = (int32_t)RF_MIN(res.priority, (uint32_t)INT32_MAX);
 	if (!res.status)
 		return 0;
 	headacc_finish(w, &c->acc, &c->s.in, head_len);
@@ -679,8 +709,11 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		conn_fail(c, 404);
 		return 1;
 	}
+	c->prio = 0;
 	if (w->rt->rl->enabled && conn_admit(c, req, head_len))
 		return 1;
+	if (c->up->queueing)
+		c->prio = queue_priority(c->up, req, (uint32_t)c->prio);
 	if (rf_cache && conn_cache_lookup(c, req, head, head_len))
 		return 1;
 	return conn_forward(c, req, head_len);
@@ -759,8 +792,11 @@ void conn_process(struct conn *c)
 				conn_close(c);
 			break;
 		}
-		if (conn_read_head(c))
+		if (conn_read_head(c)) {
+			if (c->state == CONN_ST_QUEUED && c->s.eof)
+				conn_abort(c);  /* gone before its turn came */
 			break;
+		}
 		/* the request started: relay the body that came with the head */
 		__attribute__((fallthrough));
 	case CONN_ST_PROXY:
@@ -786,6 +822,12 @@ void conn_process(struct conn *c)
 		break;
 	case CONN_ST_WAIT_FILL:
 		conn_cache_resume(c);
+		break;
+	case CONN_ST_QUEUED:
+		/* a body or the next request waits in the input queue; a client
+		 * that closes gives up its place (HAProxy's abortonclose) */
+		if (c->s.eof)
+			conn_abort(c);
 		break;
 	case CONN_ST_EVENTS:
 		segq_clear(w, &c->s.in);
@@ -967,6 +1009,9 @@ static void conn_on_timer(struct timer *t)
 		break;
 	case CONN_ST_WAIT_FILL:
 		conn_process(c);
+		break;
+	case CONN_ST_QUEUED:
+		queue_expire(c);
 		break;
 	case CONN_ST_EVENTS:
 		if (c->s.w->stopping || admin_sse_push(c) == -ENOMEM)

@@ -16,6 +16,7 @@
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
+#include "queue.h"
 #include "timer.h"
 #include "upstream.h"
 
@@ -113,6 +114,7 @@ enum conn_state {
 	CONN_ST_IDLE,           /* keep-alive, waiting for the next request */
 	CONN_ST_READ_HEAD,      /* part of a request head received */
 	CONN_ST_WAIT_FILL,      /* a cache miss waits for another request's fetch */
+	CONN_ST_QUEUED,         /* every server at max_conns: waiting in a queue */
 	CONN_ST_PROXY,          /* request forwarded / response being relayed */
 	CONN_ST_TUNNEL,         /* upgraded: bytes relayed both ways */
 	CONN_ST_STREAM,         /* a line/command protocol: bytes in, replies out */
@@ -186,6 +188,9 @@ struct conn {
 	struct chunk *bhead;            /* backend request head, kept for a retry */
 	uint32_t bhead_len;
 	uint64_t tried;                 /* servers tried, by index bit */
+	int32_t prio;                   /* queue priority of the current request */
+	uint64_t qkey;                  /* its place while CONN_ST_QUEUED, see queue.c */
+	struct conn *qnext, *qprev;     /* its worker's queue while CONN_ST_QUEUED */
 	uint64_t started_ms;
 	uint64_t resp_bytes;
 	struct admin_req *admin;        /* owned: the admin request being read */
@@ -284,6 +289,8 @@ struct worker {
 	struct pool seg_pool;
 	struct link_pool *pools;        /* owned, one per server (rt->nservers) */
 	struct balance_state *bal;      /* owned, one per upstream */
+	struct wqueue *queues;          /* owned, one per upstream: requests waiting for a slot */
+	uint32_t nqueued;               /* in all of them */
 	struct conn *conns;             /* live client connections */
 	uint32_t nconns;
 	uint32_t nlinks;
@@ -357,6 +364,12 @@ void headacc_reset(struct worker *w, struct headacc *acc);
 int body_relay(struct worker *w, struct body *b, struct segq *in,
 	       struct segq *out, int *done);
 
+/* Every change of a connection's state goes through here. */
+static inline void conn_set_state(struct conn *c, enum conn_state st)
+{
+	c->state = (uint8_t)st;
+}
+
 /* conn.c: <err> is 0 for new input or end of stream (s.eof), or the
  * negative errno of a failed receive or send. */
 void conn_accept(struct worker *w, int fd, uint8_t kind);
@@ -365,6 +378,8 @@ void conn_on_sent(struct conn *c, int err);
 void conn_on_closed(struct conn *c);
 void conn_process(struct conn *c);
 void conn_fail(struct conn *c, int status);
+void conn_fail_ex(struct conn *c, int status, const char *message, uint32_t retry_after_s);
+void conn_connect_backend(struct conn *c);
 void conn_abort(struct conn *c);
 void conn_response_done(struct conn *c);
 void conn_backend_ready(struct conn *c);

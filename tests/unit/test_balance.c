@@ -432,6 +432,49 @@ static void test_tried(void)
 	teardown();
 }
 
+/* max_conns: a full server is never picked by any strategy but counted
+ * in ctx.full (the caller queues), balance_on_start() refuses a slot past
+ * the limit, and a freed slot makes the server eligible again. */
+static void test_max_conns(void)
+{
+	static const char *const strategies[] = { "round_robin", "weighted", "least_conn",
+		"ip_hash", "least_time", "adaptive", "random2" };
+	struct pick_ctx ctx;
+	struct server *s;
+	size_t k;
+	int i;
+
+	for (k = 0; k < ARRAY_SIZE(strategies); k++) {
+		char extra[128];
+
+		snprintf(extra, sizeof extra, "balance = %s\nmax_conns = 2\n", strategies[k]);
+		if (setup("127.0.0.1:9001 127.0.0.1:9002 max_conns=0", extra))
+			return;
+		CHECK_INT(up->servers[0].max_conns, 2);
+		CHECK_INT(up->servers[1].max_conns, 0);
+		CHECK(up->queueing);
+		CHECK_INT(balance_on_start(&up->servers[0]), 0);
+		CHECK_INT(balance_on_start(&up->servers[0]), 0);
+		CHECK_INT(balance_on_start(&up->servers[0]), -EBUSY);
+		CHECK_INT(up->servers[0].active, 2);
+		for (i = 0; i < 50; i++) {
+			ctx = (struct pick_ctx){ .now_ms = T0, .client_hash = (uint64_t)i * 7919 };
+			s = balance_choose(up, &bs, &ctx);
+			CHECK(s == &up->servers[1]);
+			CHECK_INT(ctx.full, 1);
+		}
+		/* the unlimited one tried already: nothing, and the caller queues */
+		ctx = (struct pick_ctx){ .now_ms = T0, .tried = 2 };
+		CHECK(balance_choose(up, &bs, &ctx) == NULL);
+		CHECK(ctx.full >= 1);
+		balance_on_done(&up->servers[0], 1000, BAL_OK, T0);
+		ctx = (struct pick_ctx){ .now_ms = T0, .tried = 2 };
+		CHECK(balance_choose(up, &bs, &ctx) == &up->servers[0]);
+		CHECK_INT(ctx.full, 0);
+		teardown();
+	}
+}
+
 /* An ejected server whose time is up is picked first, once, as its probe. */
 static void test_probe_first(void)
 {
@@ -700,6 +743,7 @@ int main(void)
 	RUN(test_ip_hash);
 	RUN(test_unavailable_never_picked);
 	RUN(test_tried);
+	RUN(test_max_conns);
 	RUN(test_probe_first);
 	RUN(test_slow_start_share);
 	RUN(test_admin);
