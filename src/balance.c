@@ -392,46 +392,67 @@ static struct server *pick_least_conn(struct upstream *up, struct balance_state 
 	return best;
 }
 
-/* Score-based strategies: the lowest score wins, ties rotate. */
-static double score_least_time(const struct server *s, uint64_t now)
+/* Score-based strategies: the lowest score wins, ties rotate. <lat> is
+ * the server's response-time average, or the estimate pick_scored() gives
+ * a server not measured yet. */
+static double score_least_time(const struct server *s, uint32_t lat, uint64_t now)
 {
-	/* unmeasured servers (0) score lowest, so they get measured */
-	return ((double)balance_ewma_us(s, now) + 1) * (active_of(s) + 1) /
-		(double)eff_weight(s, now);
+	return ((double)lat + 1) * (active_of(s) + 1) / (double)eff_weight(s, now);
 }
 
 /* Latency (floored at 1 ms so idle fast servers still feel load and
  * failures), times active requests, times up to 10x for failures. */
-static double score_adaptive(const struct server *s, uint64_t now)
+static double score_adaptive(const struct server *s, uint32_t lat, uint64_t now)
 {
 	double fail = balance_fail_permille(s, now) / 1000.0;
 
-	return ((double)balance_ewma_us(s, now) + 1000) * (active_of(s) + 1) *
-		(1 + 9 * fail) / (double)eff_weight(s, now);
+	return ((double)lat + 1000) * (active_of(s) + 1) * (1 + 9 * fail) /
+		(double)eff_weight(s, now);
 }
 
+/* A server without a response-time average (new, back, or idle for
+ * minutes) would score as infinitely fast and take every request until
+ * its first answer comes back: a slow one would swallow a burst. While
+ * another server has an average, it is assumed as fast as the fastest
+ * (optimistic, never better) and takes one request at a time, its probe,
+ * until it has an average of its own. With no average anywhere (a cold
+ * start) all score by load alone. */
 static struct server *pick_scored(struct upstream *up, struct balance_state *bs,
 				  struct pick_ctx *ctx,
-				  double (*score)(const struct server *, uint64_t))
+				  double (*score)(const struct server *, uint32_t, uint64_t))
 {
-	uint32_t n = up->nservers, i = bs->rr++ % n, k;
-	struct server *s, *best = NULL;
+	uint32_t n = up->nservers, i = bs->rr++ % n, k, lat, best_lat = 0;
+	struct server *s, *best = NULL, *probing = NULL;
 	double bsc = 0, sc;
 	int a;
 
+	for (k = 0; k < n; k++) {
+		lat = balance_ewma_us(&up->servers[k], ctx->now_ms);
+		if (lat && (!best_lat || lat < best_lat))
+			best_lat = lat;
+	}
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
 		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
-		sc = score(s, ctx->now_ms);
+		lat = balance_ewma_us(s, ctx->now_ms);
+		if (!lat && best_lat) {
+			if (active_of(s)) {
+				probing = probing ? probing : s;
+				continue;
+			}
+			lat = best_lat;
+		}
+		sc = score(s, lat, ctx->now_ms);
 		if (!best || sc < bsc) {
 			best = s;
 			bsc = sc;
 		}
 	}
-	return best;
+	/* only servers still waiting for their first answer: better than none */
+	return best ? best : probing;
 }
 
 /* Weighted rendezvous hashing (highest random weight, logarithmic method):

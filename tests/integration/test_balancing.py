@@ -364,3 +364,31 @@ def test_queued_post_body_and_reload():
           res["r"].json()["message"] == "configuration reloaded while waiting", res)
     check(request(rf.port, "GET", "/after").status == 200)
     rf.stop()
+
+
+# ---- least_time and servers without a response time yet ----
+
+def test_least_time_new_slow_server_gets_one_probe():
+    """A server joining a measured upstream is assumed as fast as the
+    fastest, one request at a time, until its first answer: a slow one
+    must not swallow the burst that arrives meanwhile."""
+    for strategy in ("least_time", "adaptive"):
+        fast = Backend()
+        slow = CountingBackend(lambda t: 0.5)
+        ini, aport = admin_ini(config([fast.addr, slow.addr],
+                                      upstream="balance = %s" % strategy))
+        rf = Ringfront(ini)
+        patch = json.dumps({"drain": True})
+        r = request(aport, "PATCH", "/upstreams/app/servers/%s" % slow.addr, body=patch)
+        check(r.status == 200, r)
+        handled_by(rf.port, 20)          # the fast server has an average now
+        r = request(aport, "PATCH", "/upstreams/app/servers/%s" % slow.addr,
+                    body=json.dumps({"drain": False}))
+        check(r.status == 200, r)
+        counts, errors = concurrent_load(rf.port, 8, 25)
+        check(not errors, errors[:3])
+        check(slow.peak == 1, "%s: the new server held %d at once" % (strategy, slow.peak))
+        check(len(slow.order) <= 2, "%s: the slow server got %d" % (strategy, len(slow.order)))
+        rf.stop()
+        fast.stop()
+        slow.raw.close()

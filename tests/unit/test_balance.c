@@ -259,6 +259,60 @@ static void test_least_time(void)
 	teardown();
 }
 
+/* A server without a response-time average does not take every request
+ * until its first answer: it is assumed as fast as the fastest and gets
+ * one request at a time. Without averages anywhere, load decides. */
+static void test_least_time_unmeasured(void)
+{
+	static const char *const strategies[] = { "least_time", "adaptive" };
+	uint32_t got[2];
+	size_t k;
+	int i, j;
+
+	for (k = 0; k < ARRAY_SIZE(strategies); k++) {
+		char extra[64];
+
+		snprintf(extra, sizeof extra, "balance = %s\n", strategies[k]);
+		if (setup(S2, extra))
+			return;
+		balance_on_start(&up->servers[0]);
+		balance_on_done(&up->servers[0], 10000, BAL_OK, T0);
+		/* server 1 never answers; server 0 answers at once */
+		got[0] = got[1] = 0;
+		for (i = 0; i < 50; i++) {
+			j = pickx(T0 + 1, 0);
+			got[j]++;
+			balance_on_start(&up->servers[j]);
+			if (j == 0)
+				balance_on_done(&up->servers[0], 10000, BAL_OK, T0 + 1);
+		}
+		CHECK_INT(got[1], 1);
+		CHECK_INT(got[0], 49);
+		/* the probing server is still a choice when it is the only one */
+		health_set_drain(&up->servers[0], 1, T0 + 1);
+		CHECK_INT(pick(T0 + 1, 0), 1);
+		health_set_drain(&up->servers[0], 0, T0 + 1);
+		/* its answer, slow, gives it an average: the fast one keeps winning */
+		balance_on_done(&up->servers[1], 500000, BAL_OK, T0 + 2);
+		for (i = 0; i < 10; i++)
+			CHECK_INT(pick(T0 + 2, 0), 0);
+		teardown();
+
+		/* cold start: no averages, so the load spreads */
+		if (setup(S2, extra))
+			return;
+		got[0] = got[1] = 0;
+		for (i = 0; i < 20; i++) {
+			j = pickx(T0, 0);
+			got[j]++;
+			balance_on_start(&up->servers[j]);
+		}
+		CHECK_INT(got[0], 10);
+		CHECK_INT(got[1], 10);
+		teardown();
+	}
+}
+
 static void test_adaptive(void)
 {
 	uint32_t cnt[5];
@@ -738,6 +792,7 @@ int main(void)
 	RUN(test_weighted_smooth);
 	RUN(test_least_conn);
 	RUN(test_least_time);
+	RUN(test_least_time_unmeasured);
 	RUN(test_adaptive);
 	RUN(test_random2);
 	RUN(test_ip_hash);
