@@ -606,6 +606,12 @@ static void conn_request_id(struct conn *c, const struct http_req *req)
 	}
 }
 
+static int method_idempotent(uint8_t meth)
+{
+	return meth == HTTP_M_GET || meth == HTTP_M_HEAD || meth == HTTP_M_PUT ||
+	       meth == HTTP_M_DELETE || meth == HTTP_M_OPTIONS || meth == HTTP_M_TRACE;
+}
+
 /* Write the backend request head and start the backend exchange. The
  * head (<head_len> bytes, 0 when already consumed) leaves the input queue
  * here. Returns 0 to keep processing, 1 when nothing more is to be done. */
@@ -680,6 +686,9 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		c->req_body.kind = BODY_LENGTH;
 		c->req_body.left = (uint64_t)req->content_length;
 	}
+	/* the head alone is the whole request: it can be sent again (a body
+	 * relayed once is gone, and req_body says NONE after it) */
+	c->replayable = c->req_body.kind == BODY_NONE && method_idempotent(req->meth);
 	conn_set_state(c, CONN_ST_PROXY);
 	timer_cancel(&w->wheel, &c->s.timer);
 	if (cfg->max_body_size && req->content_length > 0 &&
@@ -965,16 +974,14 @@ void conn_backend_ready(struct conn *c)
 	conn_process(c);
 }
 
-static int method_idempotent(uint8_t meth)
-{
-	return meth == HTTP_M_GET || meth == HTTP_M_HEAD || meth == HTTP_M_PUT ||
-	       meth == HTTP_M_DELETE || meth == HTTP_M_OPTIONS || meth == HTTP_M_TRACE;
-}
-
 /* The link failed before any response byte arrived. A connect failure
- * sent nothing, so any request may go to another server; a reused pooled
- * link may have died under us, so an idempotent request without a body is
- * sent once more on a fresh connection. Everything else gets an error. */
+ * sent nothing, so any request may go to another server. A replayable
+ * request (idempotent, no body) may be sent again: once more on a fresh
+ * connection when a reused pooled link died under it (the keep-alive
+ * race), and to another server when a fresh connection was closed or
+ * reset before answering (HAProxy's retry-on empty-response); retries
+ * to another server stay within max_retries and the retry budget.
+ * Everything else gets an error. */
 void conn_backend_failed(struct conn *c, int err, int reused)
 {
 	int nothing_sent = err == -ECONNREFUSED || err == -EHOSTUNREACH ||
@@ -983,15 +990,14 @@ void conn_backend_failed(struct conn *c, int err, int reused)
 	if (c->state != CONN_ST_PROXY)
 		return;
 	c->link = NULL;
-	if (reused && !c->fresh_retry && method_idempotent(c->meth) &&
-	    c->req_body.kind == BODY_NONE) {
+	if (reused && !c->fresh_retry && c->replayable) {
 		c->fresh_retry = 1;
 		c->attempts--;
 		c->tried = 0;
 		conn_connect_backend(c);
 		return;
 	}
-	if (nothing_sent && !reused) {
+	if (!reused && (nothing_sent || c->replayable)) {
 		conn_connect_backend(c);
 		return;
 	}

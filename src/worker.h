@@ -173,6 +173,7 @@ struct conn {
 	uint8_t head_sent;              /* response head queued to the client */
 	uint8_t resp_done;              /* whole response queued to the client */
 	uint8_t fresh_retry;            /* the retry on a fresh link was used */
+	uint8_t replayable;             /* idempotent, no body: may be sent again */
 	uint8_t interim;                /* 1xx responses relayed for this request */
 	uint16_t status;                /* response status, for the log */
 	struct headacc acc;
