@@ -539,8 +539,7 @@ static void worker_destroy(struct worker *w)
 	rf_free(&w->listeners);
 	rf_free(&w->alog);
 	hcheck_free(w);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
+	/* wake_fd stays open: other threads may still write it (worker_close) */
 }
 
 static void *worker_main(void *arg)
@@ -589,6 +588,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	ret = pthread_create(&w->thread, NULL, worker_main, &boot);
 	if (ret) {
 		sem_destroy(&boot.ready);
+		worker_close(w);
 		return -ret;
 	}
 	while (sem_wait(&boot.ready) < 0 && errno == EINTR)
@@ -596,6 +596,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	sem_destroy(&boot.ready);
 	if (boot.ret < 0) {
 		pthread_join(w->thread, NULL);
+		worker_close(w);
 		return boot.ret;
 	}
 	return 0;
@@ -613,4 +614,15 @@ void worker_wake(struct worker *w)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
+}
+
+/* Close what other threads may still touch of a stopped worker: its
+ * eventfd, which the main thread and other workers write to wake it
+ * (reloads, cache hand-overs, queue slots). Call it once no other thread
+ * can wake <w>: after every worker has been joined. */
+void worker_close(struct worker *w)
+{
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
 }

@@ -332,6 +332,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds);
 void worker_wake(struct worker *w);
 void worker_join(struct worker *w);
+void worker_close(struct worker *w);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
 /* stream.c: chunks, segments and the socket I/O shared by conn and link */
