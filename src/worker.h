@@ -381,16 +381,20 @@ void conn_on_closed(struct conn *c);
 void conn_process(struct conn *c);
 void conn_fail(struct conn *c, int status);
 void conn_fail_ex(struct conn *c, int status, const char *message, uint32_t retry_after_s);
-void conn_connect_backend(struct conn *c);
 void conn_abort(struct conn *c);
 void conn_response_done(struct conn *c);
 void conn_backend_ready(struct conn *c);
-void conn_backend_failed(struct conn *c, int err, int reused);
 void conn_attempt_done(struct conn *c, int outcome);
 void conn_shutdown_idle(struct worker *w);
 void conn_close_all(struct worker *w);
 void conn_resume_blocked(struct worker *w);
 void conn_start_events(struct conn *c);
+
+/* conn_dispatch.c: choose a server (or wait for one) and connect; after a
+ * failure before any response byte (<err>, on a pooled link if <reused>),
+ * try again where that is safe, else answer the error. */
+void conn_connect_backend(struct conn *c);
+void conn_backend_failed(struct conn *c, int err, int reused);
 
 /* link.c */
 int link_acquire(struct conn *c, struct server *srv, struct link **out);
