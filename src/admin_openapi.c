@@ -27,6 +27,7 @@ static const char schemas[] =
 	  ",\"state\":{\"type\":\"string\",\"enum\":[\"up\",\"down\",\"ejected\"]}"
 	  ",\"circuit\":{\"type\":\"string\",\"enum\":[\"closed\",\"open\",\"half_open\"]}"
 	  ",\"draining\":" T_BOOL ",\"held\":" T_BOOL ",\"active\":" T_INT
+	  ",\"max_conns\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"0 = unlimited\"}"
 	  ",\"requests\":" T_INT ",\"failures\":" T_INT
 	  ",\"outcomes\":{\"type\":\"object\",\"additionalProperties\":" T_INT "}"
 	  ",\"response_time_us\":{\"type\":\"integer\",\"description\":\"moving average\"}"
@@ -37,7 +38,12 @@ static const char schemas[] =
 	  ",\"active\":" T_INT ",\"requests\":" T_INT ",\"failures\":" T_INT
 	  ",\"responses\":{\"type\":\"integer\",\"description\":\"complete responses, "
 	  "the latency histogram's count\"},\"latency_sum_us\":" T_INT
-	  ",\"response_time_avg_us\":" T_INT ",\"servers\":" ARR(REF("Server")) "}},"
+	  ",\"response_time_avg_us\":" T_INT ",\"queue\":" REF("Queue")
+	  ",\"servers\":" ARR(REF("Server")) "}},"
+	"\"Queue\":{\"type\":\"object\",\"description\":\"requests waiting for a server "
+	  "under max_conns\",\"properties\":{\"length\":" T_INT ",\"size\":" T_INT
+	  ",\"timeout_ms\":" T_INT ",\"timeouts\":" T_INT ",\"rejected\":" T_INT
+	  ",\"served\":" T_INT "}},"
 	"\"UpstreamList\":{\"type\":\"object\",\"properties\":{\"upstreams\":"
 	  ARR(REF("Upstream")) "}},"
 	"\"RateLimitStats\":{\"type\":\"object\",\"required\":[\"enabled\"],\"properties\":{"

@@ -64,12 +64,12 @@ void admin_write_server(struct outbuf *o, const struct server *s, uint64_t now)
 	ob_puts(o, "{\"address\":");
 	admin_json_str(o, s->conf->addr.text, strlen(s->conf->addr.text));
 	ob_printf(o, ",\"weight\":%u,\"state\":\"%s\",\"circuit\":\"%s\","
-		  "\"draining\":%s,\"held\":%s,\"active\":%u,\"requests\":%llu,"
-		  "\"failures\":%llu,\"outcomes\":{",
+		  "\"draining\":%s,\"held\":%s,\"active\":%u,\"max_conns\":%u,"
+		  "\"requests\":%llu,\"failures\":%llu,\"outcomes\":{",
 		  (unsigned)atomic_load_explicit(&s->weight, memory_order_relaxed),
 		  health_state_str(v.state), circuit_state_str(v.circuit),
 		  v.draining ? "true" : "false", v.held ? "true" : "false", v.active,
-		  ull(m.requests), ull(m.failures));
+		  s->max_conns, ull(m.requests), ull(m.failures));
 	for (k = 0; k < METRICS_NOUTCOMES; k++)
 		ob_printf(o, "%s\"%s\":%llu", k ? "," : "", metrics_outcome_name(k),
 			  ull(m.outcome[k]));
@@ -93,11 +93,17 @@ void admin_write_upstream(struct outbuf *o, const struct upstream *up, uint64_t 
 	ob_puts(o, "{\"name\":");
 	admin_json_str(o, up->conf->name, strlen(up->conf->name));
 	ob_printf(o, ",\"balance\":\"%s\",\"active\":%u,\"requests\":%llu,\"failures\":%llu,"
-		  "\"responses\":%llu,\"latency_sum_us\":%llu,\"response_time_avg_us\":%llu,"
-		  "\"servers\":[",
+		  "\"responses\":%llu,\"latency_sum_us\":%llu,\"response_time_avg_us\":%llu,",
 		  config_balance_name(balance_strategy(up)), active, ull(tot.requests),
 		  ull(tot.failures), ull(tot.responses), ull(tot.lat_sum_us),
 		  ull(tot.responses ? tot.lat_sum_us / tot.responses : 0));
+	ob_printf(o, "\"queue\":{\"length\":%u,\"size\":%u,\"timeout_ms\":%u,"
+		  "\"timeouts\":%llu,\"rejected\":%llu,\"served\":%llu},\"servers\":[",
+		  atomic_load_explicit(&up->queued, memory_order_relaxed), up->conf->queue_size,
+		  up->conf->queue_timeout_ms,
+		  ull(atomic_load_explicit(&up->queue_timeouts, memory_order_relaxed)),
+		  ull(atomic_load_explicit(&up->queue_rejected, memory_order_relaxed)),
+		  ull(atomic_load_explicit(&up->queue_served, memory_order_relaxed)));
 	for (j = 0; j < up->nservers; j++) {
 		if (j)
 			ob_puts(o, ",");
@@ -261,6 +267,11 @@ static double g_active(const struct server *s, const struct health_view *v)
 	return v->active;
 }
 
+static double g_max_conns(const struct server *s, const struct health_view *v)
+{
+	return s->max_conns;
+}
+
 static double g_weight(const struct server *s, const struct health_view *v)
 {
 	return atomic_load_explicit(&s->weight, memory_order_relaxed);
@@ -306,6 +317,49 @@ static void metrics_workers(struct outbuf *o)
 	}
 }
 
+/* The waiting requests of each upstream (queue.h). */
+static void metrics_queues(struct outbuf *o, const struct runtime *rt)
+{
+	static const struct {
+		const char *name;
+		const char *type;
+		const char *help;
+		size_t off;
+		int wide;               /* a 64-bit counter, else the 32-bit gauge */
+	} rows[] = {
+		{ "upstream_queue_length", "gauge",
+		  "Requests waiting for a server under max_conns, all workers.",
+		  offsetof(struct upstream, queued), 0 },
+		{ "upstream_queue_timeouts_total", "counter",
+		  "Requests answered 503 after waiting queue_timeout.",
+		  offsetof(struct upstream, queue_timeouts), 1 },
+		{ "upstream_queue_rejected_total", "counter",
+		  "Requests answered 503 at once: every server full and the queue full (or none).",
+		  offsetof(struct upstream, queue_rejected), 1 },
+		{ "upstream_queue_served_total", "counter",
+		  "Requests that waited, then got a server.",
+		  offsetof(struct upstream, queue_served), 1 },
+	};
+	size_t r;
+	uint32_t u;
+
+	for (r = 0; r < ARRAY_SIZE(rows); r++) {
+		family(o, rows[r].name, rows[r].type, rows[r].help);
+		for (u = 0; u < rt->cfg->nupstreams; u++) {
+			const char *p = (const char *)&rt->ups[u] + rows[r].off;
+			uint64_t v = rows[r].wide ?
+				atomic_load_explicit((const _Atomic uint64_t *)(const void *)p,
+						     memory_order_relaxed) :
+				atomic_load_explicit((const _Atomic uint32_t *)(const void *)p,
+						     memory_order_relaxed);
+
+			ob_printf(o, "ringfront_%s{upstream=", rows[r].name);
+			admin_label(o, rt->ups[u].conf->name);
+			ob_printf(o, "} %llu\n", ull(v));
+		}
+	}
+}
+
 static void metrics_servers(struct outbuf *o, const struct runtime *rt, uint64_t now)
 {
 	struct metrics_view m;
@@ -333,6 +387,8 @@ static void metrics_servers(struct outbuf *o, const struct runtime *rt, uint64_t
 		     "Circuit breaker: 0 closed, 1 open, 2 half-open.", g_circuit);
 	server_gauge(o, rt, now, "server_active_requests", "Requests in flight on the server.",
 		     g_active);
+	server_gauge(o, rt, now, "server_max_conns",
+		     "Most requests in flight on the server (max_conns); 0 = unlimited.", g_max_conns);
 	server_gauge(o, rt, now, "server_weight", "Balancing weight of the server.", g_weight);
 	server_gauge(o, rt, now, "server_response_time_ewma_seconds",
 		     "Moving average of the server's response time.", g_ewma);
@@ -386,6 +442,7 @@ void admin_get_metrics(struct admin_ctx *x)
 	counter1(o, "uptime_seconds", "gauge", "Seconds since ringfront started.", uptime_s());
 	metrics_workers(o);
 	metrics_servers(o, rt, x->w->wheel.now);
+	metrics_queues(o, rt);
 	memset(&rs, 0, sizeof(rs));
 	if (rt->rl && rt->rl->enabled)
 		rl_stats(rt->rl, &rs);

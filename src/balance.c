@@ -200,9 +200,22 @@ uint32_t balance_recent_total(const struct server *s, uint64_t now)
 	return t;
 }
 
-void balance_on_start(struct server *s)
+int balance_on_start(struct server *s)
 {
-	atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+	uint32_t a;
+
+	if (likely(!s->max_conns)) {
+		atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+		return 0;
+	}
+	/* a CAS, not an add: two workers must not both take the last slot */
+	a = atomic_load_explicit(&s->active, memory_order_relaxed);
+	do {
+		if (a >= s->max_conns)
+			return -EBUSY;
+	} while (!atomic_compare_exchange_weak_explicit(&s->active, &a, a + 1,
+							memory_order_relaxed, memory_order_relaxed));
+	return 0;
 }
 
 void balance_on_done(struct server *s, uint32_t latency_us, int outcome, uint64_t now)
@@ -239,9 +252,27 @@ static inline uint32_t active_of(const struct server *s)
 	return atomic_load_explicit(&s->active, memory_order_relaxed);
 }
 
-static inline int was_tried(const struct pick_ctx *ctx, uint32_t i)
+static inline int was_tried(struct pick_ctx *ctx, uint32_t i)
 {
 	return (int)(ctx->tried >> (i % 64)) & 1;
+}
+
+/* May server <i> of <up> take this pick? Not tried yet, a free slot under
+ * max_conns, and health_admit() agrees. The slot is looked at first so a
+ * full server never claims a probe; it is counted in ctx->full, which
+ * tells the caller to queue the request rather than fail it. Returns an
+ * enum health_admit. */
+static inline int eligible(struct upstream *up, uint32_t i, struct pick_ctx *ctx)
+{
+	struct server *s = &up->servers[i];
+
+	if (was_tried(ctx, i))
+		return HEALTH_SKIP;
+	if (s->max_conns && active_of(s) >= s->max_conns) {
+		ctx->full++;
+		return HEALTH_SKIP;
+	}
+	return health_admit(s, ctx->now_ms);
 }
 
 /* Next index after <i> among <n>, without a division per step. */
@@ -253,7 +284,7 @@ static inline uint32_t next_idx(uint32_t i, uint32_t n)
 /* Exact rotation. A server in slow start takes its turn only with the
  * probability of its factor, so it still ramps up. */
 static struct server *pick_rr(struct upstream *up, struct balance_state *bs,
-			      const struct pick_ctx *ctx)
+			      struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i = bs->rr % n, k, pm;
 	struct server *s, *slow = NULL;
@@ -261,7 +292,7 @@ static struct server *pick_rr(struct upstream *up, struct balance_state *bs,
 
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		pm = health_weight_permille(s, ctx->now_ms);
 		if (a == HEALTH_TAKE && pm < 1000 && rnd(bs) % 1000 >= pm) {
@@ -297,7 +328,7 @@ static int cw_ensure(struct balance_state *bs, uint32_t n)
  * server gets exactly its share, and the heavy one is interleaved with the
  * light ones instead of served in a burst. */
 static struct server *pick_wrr(struct upstream *up, struct balance_state *bs,
-			       const struct pick_ctx *ctx)
+			       struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i, best = UINT32_MAX;
 	int64_t total = 0, w;
@@ -308,7 +339,7 @@ static struct server *pick_wrr(struct upstream *up, struct balance_state *bs,
 		return pick_rr(up, bs, ctx);
 	for (i = 0; i < n; i++) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -334,7 +365,7 @@ static inline int lat_better(uint32_t a, uint32_t b)
  * sent (HAProxy's (active + 1) / weight), so a heavier server also wins at
  * idle. Ties go to a clearly lower response time, then rotate. */
 static struct server *pick_least_conn(struct upstream *up, struct balance_state *bs,
-				      const struct pick_ctx *ctx)
+				      struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i = bs->rr++ % n, k, blat = 0, lat;
 	uint64_t bload = 0, bw = 1, load, w;
@@ -343,7 +374,7 @@ static struct server *pick_least_conn(struct upstream *up, struct balance_state 
 
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -361,46 +392,67 @@ static struct server *pick_least_conn(struct upstream *up, struct balance_state 
 	return best;
 }
 
-/* Score-based strategies: the lowest score wins, ties rotate. */
-static double score_least_time(const struct server *s, uint64_t now)
+/* Score-based strategies: the lowest score wins, ties rotate. <lat> is
+ * the server's response-time average, or the estimate pick_scored() gives
+ * a server not measured yet. */
+static double score_least_time(const struct server *s, uint32_t lat, uint64_t now)
 {
-	/* unmeasured servers (0) score lowest, so they get measured */
-	return ((double)balance_ewma_us(s, now) + 1) * (active_of(s) + 1) /
-		(double)eff_weight(s, now);
+	return ((double)lat + 1) * (active_of(s) + 1) / (double)eff_weight(s, now);
 }
 
 /* Latency (floored at 1 ms so idle fast servers still feel load and
  * failures), times active requests, times up to 10x for failures. */
-static double score_adaptive(const struct server *s, uint64_t now)
+static double score_adaptive(const struct server *s, uint32_t lat, uint64_t now)
 {
 	double fail = balance_fail_permille(s, now) / 1000.0;
 
-	return ((double)balance_ewma_us(s, now) + 1000) * (active_of(s) + 1) *
-		(1 + 9 * fail) / (double)eff_weight(s, now);
+	return ((double)lat + 1000) * (active_of(s) + 1) * (1 + 9 * fail) /
+		(double)eff_weight(s, now);
 }
 
+/* A server without a response-time average (new, back, or idle for
+ * minutes) would score as infinitely fast and take every request until
+ * its first answer comes back: a slow one would swallow a burst. While
+ * another server has an average, it is assumed as fast as the fastest
+ * (optimistic, never better) and takes one request at a time, its probe,
+ * until it has an average of its own. With no average anywhere (a cold
+ * start) all score by load alone. */
 static struct server *pick_scored(struct upstream *up, struct balance_state *bs,
-				  const struct pick_ctx *ctx,
-				  double (*score)(const struct server *, uint64_t))
+				  struct pick_ctx *ctx,
+				  double (*score)(const struct server *, uint32_t, uint64_t))
 {
-	uint32_t n = up->nservers, i = bs->rr++ % n, k;
-	struct server *s, *best = NULL;
+	uint32_t n = up->nservers, i = bs->rr++ % n, k, lat, best_lat = 0;
+	struct server *s, *best = NULL, *probing = NULL;
 	double bsc = 0, sc;
 	int a;
 
+	for (k = 0; k < n; k++) {
+		lat = balance_ewma_us(&up->servers[k], ctx->now_ms);
+		if (lat && (!best_lat || lat < best_lat))
+			best_lat = lat;
+	}
 	for (k = 0; k < n; k++, i = next_idx(i, n)) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
-		sc = score(s, ctx->now_ms);
+		lat = balance_ewma_us(s, ctx->now_ms);
+		if (!lat && best_lat) {
+			if (active_of(s)) {
+				probing = probing ? probing : s;
+				continue;
+			}
+			lat = best_lat;
+		}
+		sc = score(s, lat, ctx->now_ms);
 		if (!best || sc < bsc) {
 			best = s;
 			bsc = sc;
 		}
 	}
-	return best;
+	/* only servers still waiting for their first answer: better than none */
+	return best ? best : probing;
 }
 
 /* Weighted rendezvous hashing (highest random weight, logarithmic method):
@@ -410,7 +462,7 @@ static struct server *pick_scored(struct upstream *up, struct balance_state *bs,
  * No ring to build or rebuild when servers or weights change, and shares
  * follow weights exactly; the price, O(servers) per pick, is what every
  * other strategy pays too. */
-static struct server *pick_ip_hash(struct upstream *up, const struct pick_ctx *ctx)
+static struct server *pick_ip_hash(struct upstream *up, struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i;
 	struct server *s, *best = NULL;
@@ -419,7 +471,7 @@ static struct server *pick_ip_hash(struct upstream *up, const struct pick_ctx *c
 
 	for (i = 0; i < n; i++) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -436,7 +488,7 @@ static struct server *pick_ip_hash(struct upstream *up, const struct pick_ctx *c
  * the one with fewer active requests per weight wins. Almost as good as
  * least_conn, without every worker herding onto the same idle server. */
 static struct server *pick_random2(struct upstream *up, struct balance_state *bs,
-				   const struct pick_ctx *ctx)
+				   struct pick_ctx *ctx)
 {
 	uint32_t n = up->nservers, i;
 	uint64_t ok = 0, tw = 0, w, wa = 1, wb = 1;
@@ -447,7 +499,7 @@ static struct server *pick_random2(struct upstream *up, struct balance_state *bs
 	 * was eligible (for the first 64 servers) so the second need not ask */
 	for (i = 0; i < n; i++) {
 		s = &up->servers[i];
-		if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms)))
+		if (!(a = eligible(up, i, ctx)))
 			continue;
 		if (a == HEALTH_PROBE)
 			return s;
@@ -470,7 +522,7 @@ static struct server *pick_random2(struct upstream *up, struct balance_state *bs
 		if (i < 64) {
 			if (!(ok >> i & 1))
 				continue;
-		} else if (was_tried(ctx, i) || !(a = health_admit(s, ctx->now_ms))) {
+		} else if (!(a = eligible(up, i, ctx))) {
 			continue;
 		} else if (a == HEALTH_PROBE) {
 			return s;
@@ -491,7 +543,7 @@ static struct server *pick_random2(struct upstream *up, struct balance_state *bs
 }
 
 struct server *balance_choose(struct upstream *up, struct balance_state *bs,
-			      const struct pick_ctx *ctx)
+			      struct pick_ctx *ctx)
 {
 	if (unlikely(!up->nservers))
 		return NULL;

@@ -21,6 +21,7 @@ struct pick_ctx {
 	uint64_t now_ms;        /* the worker's monotonic clock */
 	uint64_t tried;         /* bit (index % 64) of every server already tried */
 	uint64_t client_hash;   /* balance_hash_addr() of the client, for ip_hash */
+	uint32_t full;          /* out: servers passed over for being at max_conns */
 };
 
 /* Size <bs> for <up> (smooth WRR weights) and seed its PRNG with <seed>
@@ -30,18 +31,21 @@ int balance_state_init(struct balance_state *bs, const struct upstream *up, uint
 void balance_state_free(struct balance_state *bs);
 
 /* The server for the next attempt of a request, or NULL when no untried
- * server may take traffic now (the caller answers 503 at once). A server
- * whose ejection or open circuit just ended is returned first, as its
- * probe. Never blocks, never allocates (except a weighted pick on a
+ * server may take traffic now: the caller queues the request when
+ * ctx->full says servers were at max_conns, else answers 503 at once. A
+ * server whose ejection or open circuit just ended is returned first, as
+ * its probe. Never blocks, never allocates (except a weighted pick on a
  * balance_state that balance_state_init() did not size). */
 struct server *balance_choose(struct upstream *up, struct balance_state *bs,
-			      const struct pick_ctx *ctx);
+			      struct pick_ctx *ctx);
 
 /* Around one attempt on <s>: on_start counts it as active (all workers see
- * it); on_done ends it with <latency_us> (send to full response, or to the
- * failure) and an enum bal_outcome, updates the response-time average, the
- * failure window and the health words. */
-void balance_on_start(struct server *s);
+ * it), and returns 0, or -EBUSY when another worker took the last slot
+ * under max_conns since the pick (nothing is counted then); on_done ends
+ * it with <latency_us> (send to full response, or to the failure) and an
+ * enum bal_outcome, updates the response-time average, the failure window
+ * and the health words. */
+int balance_on_start(struct server *s);
 void balance_on_done(struct server *s, uint32_t latency_us, int outcome, uint64_t now_ms);
 
 /* Admin API. Each returns 0 or -EINVAL (unknown strategy, weight outside

@@ -14,6 +14,7 @@
 
 #define RF_MAX_LISTEN   8
 #define RF_NAME_MAX     64
+#define RF_MAX_WORKERS  256     /* the largest workers = N */
 
 struct rf_addr {
 	struct sockaddr_storage ss;
@@ -38,9 +39,15 @@ enum rf_log_level {
 	RF_LOG_DEBUG,
 };
 
+/* Bits of rf_server_conf.given: options written after the address. */
+#define RF_SRV_WEIGHT     1u
+#define RF_SRV_MAX_CONNS  2u
+
 struct rf_server_conf {
 	struct rf_addr addr;
 	uint32_t weight;        /* weight=N after the address, default 1 */
+	uint32_t max_conns;     /* max_conns=N after the address; 0 = unlimited */
+	uint32_t given;         /* RF_SRV_* options given; else the upstream's value */
 };
 
 struct rf_upstream_conf {
@@ -66,6 +73,10 @@ struct rf_upstream_conf {
 	uint32_t circuit_open_time_ms;   /* open this long, then half-open */
 	uint32_t circuit_half_open_requests;  /* trial requests while half-open */
 	uint32_t retry_budget;           /* retries as percent of recent attempts; 0 = none */
+	uint32_t max_conns;              /* requests in flight per server, all workers; 0 = unlimited */
+	uint32_t queue_size;             /* requests waiting for a slot, all workers; 0 = none */
+	uint32_t queue_timeout_ms;       /* a waiting request gets 503 after this */
+	char *queue_priority_header;     /* owned; integer header, higher served first; NULL = none */
 	uint8_t dynamic;                 /* made through /services, not the file */
 	int line;                        /* where the section starts, for errors */
 };
@@ -111,6 +122,7 @@ struct rf_tier_conf {
 	char name[RF_NAME_MAX];
 	struct rf_rate rate;
 	uint32_t burst;                  /* 0 = rate.count */
+	uint32_t priority;               /* queue order of its clients' requests, higher first */
 	int line;
 };
 

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #define DAY_MS          86400000u
+#define RF_MAX_CONNS_MAX 1000000u   /* max_conns and queue_size */
 
 enum key_type {
 	KT_U32,         /* plain number, stored uint32_t */
@@ -29,6 +30,7 @@ enum key_type {
 #define KF_AUTO  2u     /* number that also takes "auto", stored as 0 */
 #define KF_POW2  4u     /* number that must be a power of two */
 #define KF_PATH  8u     /* string that is empty or an absolute URL path */
+#define KF_TOKEN 16u    /* string that is empty or an HTTP token (a header name) */
 
 /* What a value parser says about a bad value: the offending token (when it
  * is not the whole value) and the text for the parentheses. */

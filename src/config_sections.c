@@ -39,7 +39,7 @@ static const struct key_def server_keys[] = {
 	  "0.0.0.0:8080",
 	  "where clients connect: host:port, [IPv6]:port or *:port, several separated by spaces",
 	  .aux = SRV(nlisten, uint32_t) },
-	{ .name = "workers", KT_U32, SRV(workers, uint32_t), 1, 256, "auto",
+	{ .name = "workers", KT_U32, SRV(workers, uint32_t), 1, RF_MAX_WORKERS, "auto",
 	  "worker threads, each with its own io_uring: auto = one per online CPU, or 1..256",
 	  .flags = KF_AUTO },
 	{ .name = "max_connections", KT_U32, SRV(max_connections, uint32_t), 1, 1000000, "10000",
@@ -133,6 +133,17 @@ static const struct key_def upstream_keys[] = {
 	  1, 15, "1", "trial requests a half-open circuit lets through, 1..15" },
 	{ .name = "retry_budget", KT_U32, UPS(retry_budget, uint32_t), 0, 100, "20",
 	  "retries stay under this percent of recent attempts (plus 10 per 5s), 0..100 (0 = none)" },
+	{ .name = "max_conns", KT_U32, UPS(max_conns, uint32_t), 0, RF_MAX_CONNS_MAX, "0",
+	  "requests in flight per server across all workers (max_conns=N after a server "
+	  "overrides it); a full server takes no more; 0 = unlimited" },
+	{ .name = "queue_size", KT_U32, UPS(queue_size, uint32_t), 0, RF_MAX_CONNS_MAX, "0",
+	  "requests that may wait, across all workers, when every server is at max_conns; "
+	  "beyond -> 503; 0 = none wait" },
+	{ .name = "queue_timeout", KT_MS, UPS(queue_timeout_ms, uint32_t), 1, 3600000, "5s",
+	  "a request that waited this long for a free server gets 503, 1ms..1h" },
+	{ .name = "queue_priority_header", KT_STRING, UPS(queue_priority_header, char *), 0, 0, "",
+	  "request header with an integer priority; waiting requests go higher first "
+	  "(else their client's tier priority); empty = none", .flags = KF_TOKEN },
 };
 
 _Static_assert(ARRAY_SIZE(server_keys) <= 32, "parser.key_line is too small");
@@ -183,6 +194,9 @@ static const struct key_def tier_keys[] = {
 	  "tokens per period for API keys of this tier, e.g. 5/m", .set = set_rate },
 	{ .name = "burst", KT_U32, TIER(burst, uint32_t), 0, 100000000, "0",
 	  "requests admitted at once from a full bucket; 0 = the rate's COUNT" },
+	{ .name = "priority", KT_U32, TIER(priority, uint32_t), 0, 1000000, "0",
+	  "requests of this tier's clients wait ahead of lower ones when servers are at "
+	  "max_conns, 0..1000000" },
 };
 
 _Static_assert(ARRAY_SIZE(ratelimit_keys) <= 32, "parser.key_line is too small");

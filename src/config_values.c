@@ -314,6 +314,13 @@ static void store_number(const struct key_def *k, void *base, uint64_t v)
 		*(uint32_t *)FIELD(base, k) = (uint32_t)v;   /* rows keep max <= UINT32_MAX */
 }
 
+/* HTTP field-name characters (RFC 9110 tchar). */
+static int is_token(const char *s)
+{
+	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789!#$%&'*+-.^_`|~") == strlen(s);
+}
+
 static int set_string(const struct key_def *k, void *base, const char *val, struct why *w)
 {
 	char **dst = FIELD(base, k);
@@ -323,6 +330,8 @@ static int set_string(const struct key_def *k, void *base, const char *val, stru
 		return why(w, -EINVAL, "must start with '/', or be empty to disable checks");
 	if ((k->flags & KF_PATH) && has_space_or_ctl(val))
 		return why(w, -EINVAL, "must not contain spaces or control characters");
+	if ((k->flags & KF_TOKEN) && *val && !is_token(val))
+		return why(w, -EINVAL, "expected a header name, or empty for none");
 	free(*dst);
 	*dst = *val ? rf_xstrdup(val) : NULL;
 	return 0;
@@ -390,36 +399,70 @@ int set_value(const struct key_def *k, void *base, const char *val, struct why *
 	return rc;
 }
 
-/* servers: "host:port [weight=N] host:port ...", weight applies to the server before it. */
+/* Options written after a server's address, NAME=N each. */
+struct server_opt {
+	const char *name;
+	size_t off;             /* uint32_t field of struct rf_server_conf */
+	uint32_t min, max;
+	uint32_t bit;           /* RF_SRV_* */
+};
+
+static const struct server_opt server_opts[] = {
+	{ "weight", offsetof(struct rf_server_conf, weight), WEIGHT_MIN, WEIGHT_MAX, RF_SRV_WEIGHT },
+	{ "max_conns", offsetof(struct rf_server_conf, max_conns), 0, RF_MAX_CONNS_MAX,
+	  RF_SRV_MAX_CONNS },
+};
+
+/* "NAME=N" after server <sv> (NULL: no address before it yet). Returns 0,
+ * 1 when <tok> is not an option (an address), or -EINVAL / -ERANGE. */
+static int server_option(struct rf_server_conf *sv, const char *tok, struct why *w)
+{
+	const struct server_opt *o;
+	struct key_def kd = { .type = KT_U32 };
+	size_t n;
+	uint64_t v;
+	int rc;
+
+	for (o = server_opts; o < server_opts + ARRAY_SIZE(server_opts); o++) {
+		n = strlen(o->name);
+		if (!strncmp(tok, o->name, n) && tok[n] == '=')
+			break;
+	}
+	if (o == server_opts + ARRAY_SIZE(server_opts))
+		return 1;
+	if (!sv)
+		return why(w, -EINVAL, "%s= must follow a server address", o->name);
+	if (sv->given & o->bit)
+		return why(w, -EINVAL, "%s given twice for %s", o->name, sv->addr.text);
+	kd.min = o->min;
+	kd.max = o->max;
+	rc = parse_number(&kd, tok + n + 1, &v, w);
+	if (rc)
+		return why(w, rc, "%s must be %u..%u", o->name, o->min, o->max);
+	*(uint32_t *)((char *)sv + o->off) = (uint32_t)v;
+	sv->given |= o->bit;
+	return 0;
+}
+
+/* servers: "host:port [weight=N] [max_conns=N] host:port ...", options
+ * apply to the server before them. */
 int set_servers(const struct key_def *k, void *base, const char *val, struct why *w)
 {
-	static const struct key_def weight = {
-		.name = "weight", KT_U32, 0, WEIGHT_MIN, WEIGHT_MAX,
-	};
 	struct rf_upstream_conf *u = base;
 	struct rf_server_conf *sv;
 	const char *s = val;
 	uint32_t cap = 0, n = 0, i;
-	uint64_t v;
 	int rc;
 
 	while (next_token(&s, w->tok, sizeof w->tok) != 0)
-		cap++;     /* an upper bound: weights are tokens too */
+		cap++;     /* an upper bound: options are tokens too */
 	sv = rf_xcalloc(cap, sizeof *sv);
 	for (s = val; (rc = next_token(&s, w->tok, sizeof w->tok)) != 0; ) {
 		if (rc < 0) {
 			rc = why(w, -EINVAL, "too long");
-		} else if (strncmp(w->tok, "weight=", 7) != 0) {
+		} else if ((rc = server_option(n ? &sv[n - 1] : NULL, w->tok, w)) == 1) {
 			rc = parse_addr(w->tok, &sv[n].addr, w);
 			n += !rc;
-		} else if (!n) {
-			rc = why(w, -EINVAL, "weight= must follow a server address");
-		} else if (sv[n - 1].weight) {
-			rc = why(w, -EINVAL, "weight given twice for %s", sv[n - 1].addr.text);
-		} else if ((rc = parse_number(&weight, w->tok + 7, &v, w)) != 0) {
-			why(w, rc, "weight must be %d..%d", WEIGHT_MIN, WEIGHT_MAX);
-		} else {
-			sv[n - 1].weight = (uint32_t)v;
 		}
 		if (rc) {
 			free(sv);
@@ -472,13 +515,6 @@ int set_rate(const struct key_def *k, void *base, const char *val, struct why *w
 	r->count = (uint32_t)n;
 	r->period_ms = (uint32_t)ms;
 	return 0;
-}
-
-/* HTTP field-name characters (RFC 9110 tchar). */
-static int is_token(const char *s)
-{
-	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789!#$%&'*+-.^_`|~") == strlen(s);
 }
 
 /* A route's own rate: empty keeps the [ratelimit] one. */

@@ -24,11 +24,6 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static void conn_on_timer(struct timer *t);
 static int conn_forward(struct conn *c, const struct http_req *req, uint32_t head_len);
 
-static void conn_set_state(struct conn *c, enum conn_state st)
-{
-	c->state = st;
-}
-
 static const struct rf_config *cfg_of(const struct conn *c)
 {
 	return c->s.w->cfg;
@@ -108,6 +103,10 @@ void conn_attempt_done(struct conn *c, int outcome)
 	latency_us = (uint32_t)RF_MIN(w->now_us - c->attempt_us, UINT32_MAX);
 	balance_on_done(c->srv, latency_us, outcome, w->wheel.now);
 	metrics_observe(c->srv, latency_us, outcome);
+	/* a slot under max_conns is free: the request next in line may take it */
+	if (unlikely(c->srv->max_conns) &&
+	    atomic_load_explicit(&c->srv->up->queued, memory_order_relaxed))
+		queue_slot_freed(w, c->srv->up);
 	c->srv = NULL;
 }
 
@@ -123,6 +122,7 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_ST_CLOSED)
 		return;
+	queue_leave(c);
 	conn_attempt_done(c, BAL_ABORT);
 	if (c->link) {
 		struct link *l = c->link;
@@ -220,10 +220,19 @@ static void conn_log_access(struct conn *c)
 
 void conn_fail(struct conn *c, int status)
 {
+	conn_fail_ex(c, status, NULL, 0);
+}
+
+/* Answer the current request with an error of ringfront's own: <status>,
+ * its JSON <message> (NULL = the status's), Retry-After when
+ * <retry_after_s>. Keeps the connection when the request allows it. */
+void conn_fail_ex(struct conn *c, int status, const char *message, uint32_t retry_after_s)
+{
 	struct worker *w = c->s.w;
 	struct chunk *ck;
 	int n, keep;
 
+	queue_leave(c);
 	if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_LINGER)
 		return;
 	conn_attempt_done(c, BAL_ABORT);
@@ -255,7 +264,8 @@ void conn_fail(struct conn *c, int status)
 		conn_close(c);
 		return;
 	}
-	n = error_response(ck->data, ck->cap, status, keep, c->reqid, c->reqid_len);
+	n = error_response_ex(ck->data, ck->cap, status, keep, c->reqid, c->reqid_len,
+			      message, retry_after_s);
 	if (n < 0 || segq_push(w, &c->s.out, ck->data, (uint32_t)n, -1, ck) < 0) {
 		if (n < 0)
 			chunk_put(w, ck);
@@ -281,56 +291,6 @@ static int parse_request_cb(const char *buf, size_t len, size_t last, void *arg)
 	return http_parse_request(buf, len, last, &w->limits, w->req);
 }
 
-/* Pick a server and a link for the current request, trying further servers
- * while connecting fails at once, within max_retries and the upstream's
- * retry budget. */
-static void conn_connect_backend(struct conn *c)
-{
-	struct worker *w = c->s.w;
-	struct upstream *up = c->up;
-
-	for (;;) {
-		struct pick_ctx ctx = { w->wheel.now, c->tried, c->client_hash };
-		struct server *srv;
-		struct link *l;
-		int ret;
-
-		/* a reload happened since the request was routed: its upstream's
-		 * per-worker state is gone, so no retry */
-		if (c->rt != w->rt) {
-			conn_fail(c, 502);
-			return;
-		}
-		if (c->attempts > up->conf->max_retries ||
-		    (c->attempts && !balance_retry_allowed(up, w->wheel.now))) {
-			conn_fail(c, 502);
-			return;
-		}
-		srv = balance_choose(up, &w->bal[up->index], &ctx);
-		if (!srv) {
-			conn_fail(c, c->attempts ? 502 : 503);
-			return;
-		}
-		c->tried |= 1ULL << (srv->index % 64);
-		c->attempts++;
-		balance_on_start(srv);
-		c->srv = srv;
-		c->attempt_us = w->now_us;
-		ret = link_acquire(c, srv, &l);
-		if (ret == 0) {
-			if (l->state == LINK_ST_BUSY)
-				conn_backend_ready(c);
-			return;
-		}
-		if (ret == -ENOMEM) {
-			conn_attempt_done(c, BAL_ABORT);
-			conn_fail(c, 503);
-			return;
-		}
-		conn_attempt_done(c, BAL_CONNECT_FAIL);
-	}
-}
-
 /* Rate limiting, block list and API keys: a rejected request is answered
  * from this worker with one prebuilt response and never reaches a backend.
  * Returns 1 when the request was answered, 0 to forward it. */
@@ -349,6 +309,7 @@ static int conn_admit(struct conn *c, const struct http_req *req, uint32_t head_
 	rl_admit(w->rt->rl, (unsigned)w->id, limit, &rq, w->now_us, &res);
 	c->rl_headers = res.headers;
 	c->rlv = res.v;
+	c->prio = (int32_t)RF_MIN(res.priority, (uint32_t)INT32_MAX);
 	if (!res.status)
 		return 0;
 	headacc_finish(w, &c->acc, &c->s.in, head_len);
@@ -651,6 +612,9 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		c->req_body.kind = BODY_LENGTH;
 		c->req_body.left = (uint64_t)req->content_length;
 	}
+	/* the head alone is the whole request: it can be sent again (a body
+	 * relayed once is gone, and req_body says NONE after it) */
+	c->replayable = c->req_body.kind == BODY_NONE && http_method_idempotent(req->meth);
 	conn_set_state(c, CONN_ST_PROXY);
 	timer_cancel(&w->wheel, &c->s.timer);
 	if (cfg->max_body_size && req->content_length > 0 &&
@@ -680,8 +644,11 @@ static int conn_start_request(struct conn *c, const struct http_req *req,
 		conn_fail(c, 404);
 		return 1;
 	}
+	c->prio = 0;
 	if (w->rt->rl->enabled && conn_admit(c, req, head_len))
 		return 1;
+	if (c->up->queueing)
+		c->prio = queue_priority(c->up, req, (uint32_t)c->prio);
 	if (rf_cache && conn_cache_lookup(c, req, head, head_len))
 		return 1;
 	return conn_forward(c, req, head_len);
@@ -760,8 +727,11 @@ void conn_process(struct conn *c)
 				conn_close(c);
 			break;
 		}
-		if (conn_read_head(c))
+		if (conn_read_head(c)) {
+			if (c->state == CONN_ST_QUEUED && c->s.eof)
+				conn_abort(c);  /* gone before its turn came */
 			break;
+		}
 		/* the request started: relay the body that came with the head */
 		__attribute__((fallthrough));
 	case CONN_ST_PROXY:
@@ -787,6 +757,12 @@ void conn_process(struct conn *c)
 		break;
 	case CONN_ST_WAIT_FILL:
 		conn_cache_resume(c);
+		break;
+	case CONN_ST_QUEUED:
+		/* a body or the next request waits in the input queue; a client
+		 * that closes gives up its place (HAProxy's abortonclose) */
+		if (c->s.eof)
+			conn_abort(c);
 		break;
 	case CONN_ST_EVENTS:
 		segq_clear(w, &c->s.in);
@@ -924,39 +900,6 @@ void conn_backend_ready(struct conn *c)
 	conn_process(c);
 }
 
-static int method_idempotent(uint8_t meth)
-{
-	return meth == HTTP_M_GET || meth == HTTP_M_HEAD || meth == HTTP_M_PUT ||
-	       meth == HTTP_M_DELETE || meth == HTTP_M_OPTIONS || meth == HTTP_M_TRACE;
-}
-
-/* The link failed before any response byte arrived. A connect failure
- * sent nothing, so any request may go to another server; a reused pooled
- * link may have died under us, so an idempotent request without a body is
- * sent once more on a fresh connection. Everything else gets an error. */
-void conn_backend_failed(struct conn *c, int err, int reused)
-{
-	int nothing_sent = err == -ECONNREFUSED || err == -EHOSTUNREACH ||
-			   err == -ENETUNREACH || err == -ETIMEDOUT;
-
-	if (c->state != CONN_ST_PROXY)
-		return;
-	c->link = NULL;
-	if (reused && !c->fresh_retry && method_idempotent(c->meth) &&
-	    c->req_body.kind == BODY_NONE) {
-		c->fresh_retry = 1;
-		c->attempts--;
-		c->tried = 0;
-		conn_connect_backend(c);
-		return;
-	}
-	if (nothing_sent && !reused) {
-		conn_connect_backend(c);
-		return;
-	}
-	conn_fail(c, err == -ETIMEDOUT ? 504 : 502);
-}
-
 static void conn_on_timer(struct timer *t)
 {
 	struct conn *c = container_of(t, struct conn, s.timer);
@@ -968,6 +911,9 @@ static void conn_on_timer(struct timer *t)
 		break;
 	case CONN_ST_WAIT_FILL:
 		conn_process(c);
+		break;
+	case CONN_ST_QUEUED:
+		queue_expire(c);
 		break;
 	case CONN_ST_EVENTS:
 		if (c->s.w->stopping || admin_sse_push(c) == -ENOMEM)

@@ -36,6 +36,14 @@ enum http_method {
 	HTTP_M_TRACE,
 };
 
+/* Idempotent methods (RFC 9110 9.2.2): sending one twice does no more
+ * than sending it once, so a retry is safe. */
+static inline int http_method_idempotent(uint8_t meth)
+{
+	return meth == HTTP_M_GET || meth == HTTP_M_HEAD || meth == HTTP_M_PUT ||
+	       meth == HTTP_M_DELETE || meth == HTTP_M_OPTIONS || meth == HTTP_M_TRACE;
+}
+
 /* Well-known fields the parser recognises while scanning, so callers can
  * skip them without comparing names again. */
 enum http_field {

@@ -298,28 +298,37 @@ const char *http_reason(int status)
 	return status_find(status)->reason;
 }
 
-int error_response(char *buf, uint32_t cap, int status, int keepalive,
-		   const char *reqid, uint32_t reqid_len)
+int error_response_ex(char *buf, uint32_t cap, int status, int keepalive,
+		      const char *reqid, uint32_t reqid_len, const char *message,
+		      uint32_t retry_after_s)
 {
 	const struct status_text *st = status_find(status);
-	char body[160];
+	char body[160], ra[32] = "";
 	int blen, n;
 
 	blen = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}\n",
-			status, st->message);
+			status, message ? message : st->message);
+	if (retry_after_s)
+		snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", retry_after_s);
 	n = snprintf(buf, cap,
 		     "HTTP/1.1 %d %s\r\n"
 		     "Content-Type: application/json\r\n"
 		     "Content-Length: %d\r\n"
-		     "%s%.*s%s"
+		     "%s%s%.*s%s"
 		     "Connection: %s\r\n\r\n%s",
-		     status, st->reason, blen,
+		     status, st->reason, blen, ra,
 		     reqid_len ? "X-Request-Id: " : "", (int)reqid_len,
 		     reqid ? reqid : "", reqid_len ? "\r\n" : "",
 		     keepalive ? "keep-alive" : "close", body);
 	if (n < 0 || (uint32_t)n >= cap)
 		return -ENOSPC;
 	return n;
+}
+
+int error_response(char *buf, uint32_t cap, int status, int keepalive,
+		   const char *reqid, uint32_t reqid_len)
+{
+	return error_response_ex(buf, cap, status, keepalive, reqid, reqid_len, NULL, 0);
 }
 
 const char *request_id_from(const struct http_req *req, uint32_t max,

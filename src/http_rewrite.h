@@ -46,6 +46,11 @@ int rewrite_response(char *out, uint32_t cap, const struct http_resp *resp,
  * <reqid> may be NULL. Returns its length or -ENOSPC. */
 int error_response(char *out, uint32_t cap, int status, int keepalive,
 		   const char *reqid, uint32_t reqid_len);
+/* The same with <message> (a JSON-safe literal; NULL = the status's own)
+ * and a Retry-After of <retry_after_s> seconds (0 = none). */
+int error_response_ex(char *out, uint32_t cap, int status, int keepalive,
+		      const char *reqid, uint32_t reqid_len, const char *message,
+		      uint32_t retry_after_s);
 
 /* Reason phrase and error message for a status ringfront produces. */
 const char *http_reason(int status);

@@ -281,6 +281,8 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		worker_wake(&workers[i]);
 	for (i = 0; i < started; i++)
 		worker_join(&workers[i]);
+	for (i = 0; i < started; i++)
+		worker_close(&workers[i]);
 	for (i = started; i < nworkers; i++)
 		for (j = 0; j < neps; j++)
 			close(fds[i * neps + j]);

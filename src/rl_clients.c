@@ -290,13 +290,19 @@ const struct rl_tier *rl_tier_find(const struct rl *rl, const char *name)
 	return NULL;
 }
 
-/* The limit a client record gives: override, else tier, else default. */
-static int client_policy(const struct rl *rl, const struct rl_client *c, struct rl_policy *p)
+/* The limit a client record gives: override, else tier, else default;
+ * and the queue priority of its tier. Sets x->pol and x->priority. */
+static int client_policy(const struct rl *rl, struct rl_entry *x)
 {
+	const struct rl_client *c = &x->c;
 	const struct rl_policy *def = &rl->def.pol;
-	const struct rl_tier *t;
+	const struct rl_tier *t = c->tier[0] ? rl_tier_find(rl, c->tier) : NULL;
+	struct rl_policy *p = &x->pol;
 	uint32_t cap;
 
+	if (c->tier[0] && !t)
+		return -ENOENT;
+	x->priority = t ? t->priority : 0;
 	if (c->capacity || c->rate_per_sec > 0) {
 		cap = c->capacity ? c->capacity : def->burst;
 		if (c->rate_per_sec > 0)
@@ -309,14 +315,7 @@ static int client_policy(const struct rl *rl, const struct rl_client *c, struct 
 		p->tau_us = def->t_us * (cap - 1);
 		return 0;
 	}
-	if (c->tier[0]) {
-		t = rl_tier_find(rl, c->tier);
-		if (!t)
-			return -ENOENT;
-		*p = t->pol;
-		return 0;
-	}
-	*p = *def;
+	*p = t ? t->pol : *def;
 	return 0;
 }
 
@@ -396,7 +395,7 @@ static int dir_from_config(struct rl *rl, const struct rf_ratelimit_conf *rc)
 		x->c.is_client = 1;
 		x->c.from_config = 1;
 		x->hash = rl_id_hash(rl, x->c.id);
-		err = client_policy(rl, &x->c, &x->pol);
+		err = client_policy(rl, x);
 		if (err) {
 			free(e);
 			free(used);
@@ -453,6 +452,7 @@ int rl_init(struct rl *rl, const struct rf_config *cfg, unsigned nworkers, uint6
 		goto fail;
 	for (i = 0; i < rc->ntiers; i++) {
 		memcpy(rl->tiers[i].name, rc->tiers[i].name, sizeof rl->tiers[i].name);
+		rl->tiers[i].priority = rc->tiers[i].priority;
 		err = rl_policy_init(&rl->tiers[i].pol, rc->tiers[i].rate.count,
 				     rc->tiers[i].rate.period_ms * 1000ull, rc->tiers[i].burst);
 		if (err)
@@ -649,6 +649,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 	res->status = 0;
 	res->headers = 0;
 	res->banned = 0;
+	res->priority = 0;
 	if (!rl->enabled || (route && route->mode == RL_ROUTE_OFF))
 		return 0;
 	if (route && route->mode == RL_ROUTE_CUSTOM)
@@ -661,6 +662,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 		return deny(rl, worker, res, 403);
 	pol = ie && ie->c.is_client ? &ie->pol : &r->pol;
 	mark_used(rl, d, ie, now_us);
+	res->priority = ie && ie->c.is_client ? ie->priority : 0;
 	key = ip;
 	if (r->key == RL_KEY_IP_PATH) {
 		key = rl_key_ip_path(ip, rq->path ? rq->path : "", rq->path_len, rl->seed);
@@ -675,6 +677,7 @@ int rl_admit(struct rl *rl, unsigned worker, const struct rl_route *route,
 			mark_used(rl, d, ke, now_us);
 			ippol = pol;    /* the address limit applies besides the key's */
 			pol = &ke->pol;
+			res->priority = ke->priority;
 		} else if (r->require_key) {
 			return deny(rl, worker, res, 401);
 		} else {
@@ -818,7 +821,7 @@ static int client_put(struct rl *rl, const struct rl_client *c, int mode)
 		x.c.rate_per_sec = c->rate_per_sec;
 		memcpy(x.c.tier, c->tier, sizeof x.c.tier);
 		x.c.is_client = 1;
-		err = client_policy(rl, &x.c, &x.pol);
+		err = client_policy(rl, &x);
 	}
 	if (!err)
 		err = commit(rl, &x, NULL, 1);
@@ -904,7 +907,7 @@ int rl_set_tier(struct rl *rl, const char *id, const char *tier)
 	lookup(rl, id, &x);
 	memcpy(x.c.tier, tier, strlen(tier) + 1);
 	x.c.is_client = 1;
-	err = client_policy(rl, &x.c, &x.pol);
+	err = client_policy(rl, &x);
 	if (!err)
 		err = commit(rl, &x, NULL, 1);
 	pthread_mutex_unlock(&rl->lock);
@@ -959,7 +962,7 @@ int rl_restore(struct rl *rl, const struct rl_client *c, int64_t used)
 	x.c.rate_per_sec = c->is_client ? c->rate_per_sec : 0;
 	memcpy(x.c.tier, c->is_client ? c->tier : "", c->is_client ? sizeof x.c.tier : 1);
 	if (x.c.is_client)
-		err = client_policy(rl, &x.c, &x.pol);
+		err = client_policy(rl, &x);
 	if (!err)
 		err = commit(rl, &x, &used, 0);
 	pthread_mutex_unlock(&rl->lock);

@@ -39,6 +39,7 @@ struct rl_route {
 struct rl_tier {
 	char name[RF_NAME_MAX];
 	struct rl_policy pol;
+	uint32_t priority;      /* queue order of its clients' requests, higher first */
 };
 
 /* A client record as the admin API sees it. A client is a known API key
@@ -59,6 +60,7 @@ struct rl_client {
 struct rl_entry {
 	uint64_t hash;          /* rl_id_hash(id) */
 	struct rl_policy pol;   /* effective limit when is_client */
+	uint32_t priority;      /* its tier's, when is_client */
 	struct rl_client c;
 };
 
@@ -89,6 +91,7 @@ struct rl_result {
 	uint16_t status;        /* 0 = go on; 401, 403 or 429 = answer it */
 	uint8_t headers;        /* put RateLimit-* (from v) on the response */
 	uint8_t banned;         /* 429 because of a ban */
+	uint32_t priority;      /* the client's tier priority (queueing), 0 = none */
 	struct rl_verdict v;
 };
 

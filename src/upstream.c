@@ -54,6 +54,9 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 			 * list is reordered or the process restarts */
 			s->seed = balance_hash_bytes(s->conf->addr.text, strlen(s->conf->addr.text));
 			atomic_init(&s->weight, s->conf->weight ? s->conf->weight : 1);
+			s->max_conns = (s->conf->given & RF_SRV_MAX_CONNS) ? s->conf->max_conns :
+				       up->conf->max_conns;
+			up->queueing |= s->max_conns != 0;
 			atomic_init(&s->active, 0);
 			atomic_init(&s->lat, 0);
 			atomic_init(&s->win, 0);
@@ -62,6 +65,10 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 		atomic_init(&up->uneven, 0);
 		balance_weights_changed(up);
 		n += up->nservers;
+		if (up->queueing && !(up->qhead = calloc(RF_MAX_WORKERS, sizeof(*up->qhead)))) {
+			runtime_free(rt);
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -155,6 +162,10 @@ void runtime_unref(struct runtime *rt)
 
 void runtime_free(struct runtime *rt)
 {
+	uint32_t i;
+
+	for (i = 0; rt->ups && rt->cfg && i < rt->cfg->nupstreams; i++)
+		rf_free(&rt->ups[i].qhead);
 	rf_free(&rt->route_rl);
 	rf_free(&rt->route_own_rl);
 	rf_free(&rt->ups);

@@ -22,6 +22,7 @@ struct server {
 	uint32_t id;                    /* index over all upstreams' servers */
 	uint32_t index;                 /* index within its upstream (bit in pick_ctx.tried) */
 	uint64_t seed;                  /* hash of the address: ip_hash stays put across restarts */
+	uint32_t max_conns;             /* most requests in flight (active); 0 = unlimited */
 	_Atomic uint32_t weight;        /* configured weight, changeable at run time */
 
 	/* Health (health.c): two CAS-updated words, see health.h for the layout.
@@ -50,6 +51,16 @@ struct upstream {
 	_Atomic uint32_t uneven;        /* servers' weights differ: round_robin weighs them */
 	_Atomic uint32_t nejected;      /* servers in HEALTH_EJECTED, for max_ejection_percent */
 	_Atomic uint64_t retry_win;     /* retry budget window, see balance.c */
+
+	/* Queueing (queue.c): requests waiting for a server under max_conns.
+	 * Written only when servers are full, so sharing lines costs little. */
+	uint8_t queueing;               /* some server has max_conns */
+	_Atomic uint32_t queued;        /* waiting now, all workers (bounded by queue_size) */
+	_Atomic uint64_t queue_timeouts;    /* waited queue_timeout: 503 */
+	_Atomic uint64_t queue_rejected;    /* queue full (or none): 503 at once */
+	_Atomic uint64_t queue_served;      /* waited, then got a server */
+	_Atomic uint64_t *qhead;        /* owned, RF_MAX_WORKERS when queueing: each worker's
+					 * best waiting request as a queue key, 0 = none */
 };
 
 struct runtime {

@@ -303,13 +303,15 @@ void worker_rt_release(struct worker *w, struct runtime *rt)
 /* Per-worker state sized by a runtime: balancer state per upstream and
  * idle-link pools per server. Returns 0 or -ENOMEM. */
 static int worker_rt_state(struct worker *w, struct runtime *rt,
-			   struct balance_state **bal, struct link_pool **pools)
+			   struct balance_state **bal, struct link_pool **pools,
+			   struct wqueue **queues)
 {
 	uint32_t i, nups = rt->cfg->nupstreams;
 
 	*pools = calloc(rt->nservers ? rt->nservers : 1, sizeof(**pools));
 	*bal = calloc(nups ? nups : 1, sizeof(**bal));
-	if (!*pools || !*bal)
+	*queues = calloc(nups ? nups : 1, sizeof(**queues));
+	if (!*pools || !*bal || !*queues)
 		goto out_fail;
 	for (i = 0; i < nups; i++)
 		if (balance_state_init(&(*bal)[i], &rt->ups[i], (uint32_t)w->id) < 0)
@@ -320,6 +322,7 @@ out_fail:
 		balance_state_free(&(*bal)[i]);
 	rf_free(pools);
 	rf_free(bal);
+	rf_free(queues);
 	return -ENOMEM;
 }
 
@@ -331,6 +334,7 @@ static void worker_rt_state_free(struct worker *w, const struct runtime *rt)
 		balance_state_free(&w->bal[i]);
 	rf_free(&w->bal);
 	rf_free(&w->pools);
+	rf_free(&w->queues);
 }
 
 /* A reload published <nrt>: new requests use it from now on. Idle pooled
@@ -341,15 +345,17 @@ static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
 	struct runtime *old = w->rt;
 	struct balance_state *bal;
 	struct link_pool *pools;
+	struct wqueue *queues;
 	struct rt_use *u = NULL;
 
-	if (worker_rt_state(w, nrt, &bal, &pools) < 0 ||
+	if (worker_rt_state(w, nrt, &bal, &pools, &queues) < 0 ||
 	    (w->rt_inflight && !(u = malloc(sizeof(*u))))) {
 		rf_log_limited(&w->rl_accept, LOG_ERROR,
 			       "msg=\"out of memory switching to the reloaded configuration\"");
 		return;
 	}
 	runtime_ref(nrt);
+	queue_fail_all(w);
 	link_close_idle(w);
 	hcheck_retire(w);
 	worker_rt_state_free(w, old);
@@ -366,6 +372,7 @@ static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
 	w->rt_inflight = 0;
 	w->bal = bal;
 	w->pools = pools;
+	w->queues = queues;
 	if (hcheck_init(w, rf_nworkers) < 0)
 		log_error("msg=\"out of memory setting up health checks\"");
 	log_info("msg=\"configuration switched\" generation=%u", nrt->generation);
@@ -384,6 +391,9 @@ static void worker_loop(struct worker *w)
 
 		if (w->alog && w->alog->len)
 			next = next < 0 || next > 1000 ? 1000 : next;
+		/* slots freed by other workers: a wake-up may be lost, this is not */
+		if (w->nqueued)
+			next = next < 0 || next > QUEUE_POLL_MS ? QUEUE_POLL_MS : next;
 		if (rf_cache) {
 			int64_t sweep = w->cfg->cache.sweep_interval_ms;
 
@@ -420,6 +430,8 @@ static void worker_loop(struct worker *w)
 			worker_begin_stop(w);
 		hcheck_reap(w);
 		timer_run(&w->wheel, w->wheel.now);
+		if (w->nqueued)
+			queue_run(w);
 		rl_quiescent(w->rt->rl, (unsigned)w->id);
 		if (rf_cache) {
 			cache_shard_poll(rf_cache, w->id, cache_now_ms());
@@ -478,7 +490,7 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 	w->resp_limits.max_uri = cfg->max_header_size;
 	w->req = calloc(1, sizeof(*w->req));
 	w->resp = calloc(1, sizeof(*w->resp));
-	if (worker_rt_state(w, w->rt, &w->bal, &w->pools) < 0)
+	if (worker_rt_state(w, w->rt, &w->bal, &w->pools, &w->queues) < 0)
 		return -ENOMEM;
 	w->listeners = calloc(neps, sizeof(*w->listeners));
 	w->nlisteners = neps;
@@ -529,8 +541,7 @@ static void worker_destroy(struct worker *w)
 	rf_free(&w->listeners);
 	rf_free(&w->alog);
 	hcheck_free(w);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
+	/* wake_fd stays open: other threads may still write it (worker_close) */
 }
 
 static void *worker_main(void *arg)
@@ -579,6 +590,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	ret = pthread_create(&w->thread, NULL, worker_main, &boot);
 	if (ret) {
 		sem_destroy(&boot.ready);
+		worker_close(w);
 		return -ret;
 	}
 	while (sem_wait(&boot.ready) < 0 && errno == EINTR)
@@ -586,6 +598,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	sem_destroy(&boot.ready);
 	if (boot.ret < 0) {
 		pthread_join(w->thread, NULL);
+		worker_close(w);
 		return boot.ret;
 	}
 	return 0;
@@ -603,4 +616,15 @@ void worker_wake(struct worker *w)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
+}
+
+/* Close what other threads may still touch of a stopped worker: its
+ * eventfd, which the main thread and other workers write to wake it
+ * (reloads, cache hand-overs, queue slots). Call it once no other thread
+ * can wake <w>: after every worker has been joined. */
+void worker_close(struct worker *w)
+{
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
 }

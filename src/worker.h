@@ -16,6 +16,7 @@
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
+#include "queue.h"
 #include "timer.h"
 #include "upstream.h"
 
@@ -113,6 +114,7 @@ enum conn_state {
 	CONN_ST_IDLE,           /* keep-alive, waiting for the next request */
 	CONN_ST_READ_HEAD,      /* part of a request head received */
 	CONN_ST_WAIT_FILL,      /* a cache miss waits for another request's fetch */
+	CONN_ST_QUEUED,         /* every server at max_conns: waiting in a queue */
 	CONN_ST_PROXY,          /* request forwarded / response being relayed */
 	CONN_ST_TUNNEL,         /* upgraded: bytes relayed both ways */
 	CONN_ST_STREAM,         /* a line/command protocol: bytes in, replies out */
@@ -171,6 +173,7 @@ struct conn {
 	uint8_t head_sent;              /* response head queued to the client */
 	uint8_t resp_done;              /* whole response queued to the client */
 	uint8_t fresh_retry;            /* the retry on a fresh link was used */
+	uint8_t replayable;             /* idempotent, no body: may be sent again */
 	uint8_t interim;                /* 1xx responses relayed for this request */
 	uint16_t status;                /* response status, for the log */
 	struct headacc acc;
@@ -186,6 +189,9 @@ struct conn {
 	struct chunk *bhead;            /* backend request head, kept for a retry */
 	uint32_t bhead_len;
 	uint64_t tried;                 /* servers tried, by index bit */
+	int32_t prio;                   /* queue priority of the current request */
+	uint64_t qkey;                  /* its place while CONN_ST_QUEUED, see queue.c */
+	struct conn *qnext, *qprev;     /* its worker's queue while CONN_ST_QUEUED */
 	uint64_t started_ms;
 	uint64_t resp_bytes;
 	struct admin_req *admin;        /* owned: the admin request being read */
@@ -284,6 +290,8 @@ struct worker {
 	struct pool seg_pool;
 	struct link_pool *pools;        /* owned, one per server (rt->nservers) */
 	struct balance_state *bal;      /* owned, one per upstream */
+	struct wqueue *queues;          /* owned, one per upstream: requests waiting for a slot */
+	uint32_t nqueued;               /* in all of them */
 	struct conn *conns;             /* live client connections */
 	uint32_t nconns;
 	uint32_t nlinks;
@@ -324,6 +332,7 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds);
 void worker_wake(struct worker *w);
 void worker_join(struct worker *w);
+void worker_close(struct worker *w);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
 /* stream.c: chunks, segments and the socket I/O shared by conn and link */
@@ -357,6 +366,12 @@ void headacc_reset(struct worker *w, struct headacc *acc);
 int body_relay(struct worker *w, struct body *b, struct segq *in,
 	       struct segq *out, int *done);
 
+/* Every change of a connection's state goes through here. */
+static inline void conn_set_state(struct conn *c, enum conn_state st)
+{
+	c->state = (uint8_t)st;
+}
+
 /* conn.c: <err> is 0 for new input or end of stream (s.eof), or the
  * negative errno of a failed receive or send. */
 void conn_accept(struct worker *w, int fd, uint8_t kind);
@@ -365,15 +380,21 @@ void conn_on_sent(struct conn *c, int err);
 void conn_on_closed(struct conn *c);
 void conn_process(struct conn *c);
 void conn_fail(struct conn *c, int status);
+void conn_fail_ex(struct conn *c, int status, const char *message, uint32_t retry_after_s);
 void conn_abort(struct conn *c);
 void conn_response_done(struct conn *c);
 void conn_backend_ready(struct conn *c);
-void conn_backend_failed(struct conn *c, int err, int reused);
 void conn_attempt_done(struct conn *c, int outcome);
 void conn_shutdown_idle(struct worker *w);
 void conn_close_all(struct worker *w);
 void conn_resume_blocked(struct worker *w);
 void conn_start_events(struct conn *c);
+
+/* conn_dispatch.c: choose a server (or wait for one) and connect; after a
+ * failure before any response byte (<err>, on a pooled link if <reused>),
+ * try again where that is safe, else answer the error. */
+void conn_connect_backend(struct conn *c);
+void conn_backend_failed(struct conn *c, int err, int reused);
 
 /* link.c */
 int link_acquire(struct conn *c, struct server *srv, struct link **out);

@@ -8,8 +8,8 @@ import subprocess
 import threading
 import time
 
-from harness import (RINGFRONT, Backend, Conn, Ringfront, build_request, check,
-                     config, free_port, raw_exchange, request)
+from harness import (RINGFRONT, Backend, Conn, RawBackend, Ringfront, build_request,
+                     check, config, free_port, raw_exchange, request)
 
 MALFORMED = [
     # (name, raw request, expected status)
@@ -217,4 +217,79 @@ def test_json_error_bodies_are_json():
     r = request(rf.port, "GET", "/x")
     body = json.loads(r.body)
     check(set(body) == {"code", "message"} and body["code"] == r.status, body)
+    rf.stop()
+
+
+# ---- a fresh backend connection that dies before answering ----
+
+def close_unanswered(reset):
+    """RawBackend handler: read one request, then close (or reset) without
+    a response byte."""
+    def handler(bc):
+        bc.read_request(timeout=10)
+        if reset:
+            bc.reset()
+        else:
+            bc.close()
+    return handler
+
+
+def test_fresh_connection_dies_idempotent_retried_elsewhere():
+    """HAProxy's retry-on conn-failure,empty-response: a GET whose fresh
+    backend connection is closed or reset before any response byte goes to
+    another server; a POST (its body sent once) gets 502."""
+    quiet = "keepalive = 0\neject_after = 0\ncircuit_failures = 0"
+    for reset in (False, True):
+        bad, good = RawBackend(close_unanswered(reset)), Backend()
+        rf = Ringfront(config([bad.addr, good.addr], upstream=quiet))
+        for i in range(10):
+            r = request(rf.port, "GET", "/users/%d" % i)
+            check(r.status == 200 and r.header("X-Handled-By") == "app-server-%d" % good.port,
+                  "reset=%s: %r" % (reset, r))
+        check(len(bad.conns) >= 4, "the closing server saw %d requests" % len(bad.conns))
+        n = len(bad.conns)
+        codes = [request(rf.port, "POST", "/echo", body=b"once").status for _ in range(10)]
+        check(codes.count(502) == len(bad.conns) - n and codes.count(200) + codes.count(502) == 10,
+              "reset=%s: POST codes %s, %d reached the bad server" % (reset, codes,
+                                                                      len(bad.conns) - n))
+        rf.stop()
+        bad.close()
+        good.stop()
+    # max_retries = 0: no second server for the GET either
+    bad, good = RawBackend(close_unanswered(False)), Backend()
+    rf = Ringfront(config([bad.addr, good.addr], upstream=quiet + "\nmax_retries = 0"))
+    codes = [request(rf.port, "GET", "/users/1").status for _ in range(6)]
+    check(sorted(set(codes)) == [200, 502], codes)
+    rf.stop()
+
+
+def test_put_with_body_is_not_replayed_on_a_fresh_link():
+    """A pooled link that dies after a PUT's body went out must not send
+    the head again without its body: the client gets 502, quickly."""
+    def answer_then_close(bc):
+        req = bc.read_request(timeout=10)
+        body = b"ok:" + req.body
+        bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        bc.read_request(timeout=10)
+        bc.close()
+
+    b = RawBackend(answer_then_close)
+    rf = Ringfront(config([b.addr], upstream="eject_after = 0\ncircuit_failures = 0"))
+    c = Conn(rf.port, timeout=5)
+    c.send(build_request("PUT", "/x", body=b"one"))
+    r = c.read_response()
+    check(r.status == 200 and r.body == b"ok:one", r)
+    t0 = time.time()
+    c.send(build_request("PUT", "/x", body=b"two"))
+    r = c.read_response()
+    check(r.status == 502 and time.time() - t0 < 2, (r, time.time() - t0))
+    c.close()
+    # a GET on the same kind of link is sent again on a fresh one
+    c = Conn(rf.port, timeout=5)
+    c.send(build_request("GET", "/a"))
+    check(c.read_response().status == 200)
+    c.send(build_request("GET", "/b"))
+    r = c.read_response()
+    check(r.status == 200 and r.body == b"ok:", r)
+    c.close()
     rf.stop()

@@ -259,6 +259,60 @@ static void test_least_time(void)
 	teardown();
 }
 
+/* A server without a response-time average does not take every request
+ * until its first answer: it is assumed as fast as the fastest and gets
+ * one request at a time. Without averages anywhere, load decides. */
+static void test_least_time_unmeasured(void)
+{
+	static const char *const strategies[] = { "least_time", "adaptive" };
+	uint32_t got[2];
+	size_t k;
+	int i, j;
+
+	for (k = 0; k < ARRAY_SIZE(strategies); k++) {
+		char extra[64];
+
+		snprintf(extra, sizeof extra, "balance = %s\n", strategies[k]);
+		if (setup(S2, extra))
+			return;
+		balance_on_start(&up->servers[0]);
+		balance_on_done(&up->servers[0], 10000, BAL_OK, T0);
+		/* server 1 never answers; server 0 answers at once */
+		got[0] = got[1] = 0;
+		for (i = 0; i < 50; i++) {
+			j = pickx(T0 + 1, 0);
+			got[j]++;
+			balance_on_start(&up->servers[j]);
+			if (j == 0)
+				balance_on_done(&up->servers[0], 10000, BAL_OK, T0 + 1);
+		}
+		CHECK_INT(got[1], 1);
+		CHECK_INT(got[0], 49);
+		/* the probing server is still a choice when it is the only one */
+		health_set_drain(&up->servers[0], 1, T0 + 1);
+		CHECK_INT(pick(T0 + 1, 0), 1);
+		health_set_drain(&up->servers[0], 0, T0 + 1);
+		/* its answer, slow, gives it an average: the fast one keeps winning */
+		balance_on_done(&up->servers[1], 500000, BAL_OK, T0 + 2);
+		for (i = 0; i < 10; i++)
+			CHECK_INT(pick(T0 + 2, 0), 0);
+		teardown();
+
+		/* cold start: no averages, so the load spreads */
+		if (setup(S2, extra))
+			return;
+		got[0] = got[1] = 0;
+		for (i = 0; i < 20; i++) {
+			j = pickx(T0, 0);
+			got[j]++;
+			balance_on_start(&up->servers[j]);
+		}
+		CHECK_INT(got[0], 10);
+		CHECK_INT(got[1], 10);
+		teardown();
+	}
+}
+
 static void test_adaptive(void)
 {
 	uint32_t cnt[5];
@@ -430,6 +484,49 @@ static void test_tried(void)
 	ctx.tried = 3;
 	CHECK(balance_choose(up, &bs, &ctx) == &up->servers[2]);
 	teardown();
+}
+
+/* max_conns: a full server is never picked by any strategy but counted
+ * in ctx.full (the caller queues), balance_on_start() refuses a slot past
+ * the limit, and a freed slot makes the server eligible again. */
+static void test_max_conns(void)
+{
+	static const char *const strategies[] = { "round_robin", "weighted", "least_conn",
+		"ip_hash", "least_time", "adaptive", "random2" };
+	struct pick_ctx ctx;
+	struct server *s;
+	size_t k;
+	int i;
+
+	for (k = 0; k < ARRAY_SIZE(strategies); k++) {
+		char extra[128];
+
+		snprintf(extra, sizeof extra, "balance = %s\nmax_conns = 2\n", strategies[k]);
+		if (setup("127.0.0.1:9001 127.0.0.1:9002 max_conns=0", extra))
+			return;
+		CHECK_INT(up->servers[0].max_conns, 2);
+		CHECK_INT(up->servers[1].max_conns, 0);
+		CHECK(up->queueing);
+		CHECK_INT(balance_on_start(&up->servers[0]), 0);
+		CHECK_INT(balance_on_start(&up->servers[0]), 0);
+		CHECK_INT(balance_on_start(&up->servers[0]), -EBUSY);
+		CHECK_INT(up->servers[0].active, 2);
+		for (i = 0; i < 50; i++) {
+			ctx = (struct pick_ctx){ .now_ms = T0, .client_hash = (uint64_t)i * 7919 };
+			s = balance_choose(up, &bs, &ctx);
+			CHECK(s == &up->servers[1]);
+			CHECK_INT(ctx.full, 1);
+		}
+		/* the unlimited one tried already: nothing, and the caller queues */
+		ctx = (struct pick_ctx){ .now_ms = T0, .tried = 2 };
+		CHECK(balance_choose(up, &bs, &ctx) == NULL);
+		CHECK(ctx.full >= 1);
+		balance_on_done(&up->servers[0], 1000, BAL_OK, T0);
+		ctx = (struct pick_ctx){ .now_ms = T0, .tried = 2 };
+		CHECK(balance_choose(up, &bs, &ctx) == &up->servers[0]);
+		CHECK_INT(ctx.full, 0);
+		teardown();
+	}
 }
 
 /* An ejected server whose time is up is picked first, once, as its probe. */
@@ -695,11 +792,13 @@ int main(void)
 	RUN(test_weighted_smooth);
 	RUN(test_least_conn);
 	RUN(test_least_time);
+	RUN(test_least_time_unmeasured);
 	RUN(test_adaptive);
 	RUN(test_random2);
 	RUN(test_ip_hash);
 	RUN(test_unavailable_never_picked);
 	RUN(test_tried);
+	RUN(test_max_conns);
 	RUN(test_probe_first);
 	RUN(test_slow_start_share);
 	RUN(test_admin);

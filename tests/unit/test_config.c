@@ -453,6 +453,61 @@ static void test_weights(void)
 	     "t.ini:2: bad value for 'servers': '127.0.0.1' (missing :port)");
 }
 
+/* max_conns: the upstream's applies to each server, max_conns=N after a
+ * server overrides it (0 = unlimited there too); the queue keys. */
+static void test_max_conns(void)
+{
+	struct rf_config *c = PARSE(
+		"[upstream app]\n"
+		"servers = 127.0.0.1:9001 max_conns=5 weight=2 127.0.0.1:9002 127.0.0.1:9003 max_conns=0\n"
+		"max_conns = 3\nqueue_size = 100\nqueue_timeout = 250ms\n"
+		"queue_priority_header = X-Priority\n");
+	struct rf_upstream_conf *u;
+
+	if (!c)
+		return;
+	u = &c->upstreams[0];
+	CHECK_INT(u->max_conns, 3);
+	CHECK_INT(u->queue_size, 100);
+	CHECK_INT(u->queue_timeout_ms, 250);
+	CHECK_STR(u->queue_priority_header, "X-Priority");
+	CHECK_INT(u->servers[0].max_conns, 5);
+	CHECK_INT(u->servers[0].weight, 2);
+	CHECK_INT(u->servers[0].given, RF_SRV_MAX_CONNS | RF_SRV_WEIGHT);
+	CHECK_INT(u->servers[1].given, 0);
+	CHECK_INT(u->servers[2].max_conns, 0);
+	CHECK_INT(u->servers[2].given, RF_SRV_MAX_CONNS);
+	config_free(c);
+
+	c = PARSE(UP);
+	if (c) {
+		CHECK_INT(c->upstreams[0].max_conns, 0);
+		CHECK_INT(c->upstreams[0].queue_size, 0);
+		CHECK_INT(c->upstreams[0].queue_timeout_ms, 5000);
+		CHECK(c->upstreams[0].queue_priority_header == NULL);
+		config_free(c);
+	}
+	FAIL("[upstream app]\nservers = max_conns=2 127.0.0.1:1\n",
+	     "t.ini:2: bad value for 'servers': 'max_conns=2' (max_conns= must follow a server address)");
+	FAIL("[upstream app]\nservers = 127.0.0.1:1 max_conns=1000001\n",
+	     "t.ini:2: 'servers' out of range: 'max_conns=1000001' (max_conns must be 0..1000000)");
+	FAIL("[upstream app]\nservers = 127.0.0.1:1 max_conns=-1\n",
+	     "t.ini:2: bad value for 'servers': 'max_conns=-1' (max_conns must be 0..1000000)");
+	FAIL("[upstream app]\nservers = 127.0.0.1:1 max_conns=1 max_conns=2\n",
+	     "t.ini:2: bad value for 'servers': 'max_conns=2' (max_conns given twice for 127.0.0.1:1)");
+	FAIL(UP "max_conns = many\n",
+	     "t.ini:3: bad value for 'max_conns': 'many' (expected a number)");
+	FAIL(UP "queue_size = 2000000\n",
+	     "t.ini:3: 'queue_size' out of range: '2000000' (expected 0..1000000)");
+	FAIL(UP "queue_timeout = 0\n",
+	     "t.ini:3: 'queue_timeout' out of range: '0' (expected 1ms..1h)");
+	FAIL(UP "queue_priority_header = X Priority\n",
+	     "t.ini:3: bad value for 'queue_priority_header': 'X Priority' (expected a header "
+	     "name, or empty for none)");
+	FAIL("[ratelimit]\n[tier gold]\nrate = 5/s\npriority = x\n" UP,
+	     "t.ini:4: bad value for 'priority': 'x' (expected a number)");
+}
+
 static void test_addr(void)
 {
 	struct rf_addr a;
@@ -882,6 +937,7 @@ int main(void)
 	RUN(test_missing_servers);
 	RUN(test_comments);
 	RUN(test_weights);
+	RUN(test_max_conns);
 	RUN(test_addr);
 	RUN(test_routes);
 	RUN(test_merge_services);
