@@ -50,6 +50,15 @@ struct rf_server_conf {
 	uint32_t given;         /* RF_SRV_* options given; else the upstream's value */
 };
 
+/* retry_on conditions (HAProxy's retry-on names) */
+#define RF_RETRY_CONNECT   0x01    /* connect-failure: the request never left */
+#define RF_RETRY_EMPTY     0x02    /* empty-response: closed or reset before a byte */
+#define RF_RETRY_429       0x04    /* these answers, dropped unseen by the client */
+#define RF_RETRY_502       0x08
+#define RF_RETRY_503       0x10
+#define RF_RETRY_504       0x20
+#define RF_RETRY_TIMEOUT   0x40    /* response-timeout: no answer in response_timeout */
+
 struct rf_upstream_conf {
 	char name[RF_NAME_MAX];
 	struct rf_server_conf *servers;  /* owned, nservers entries */
@@ -61,6 +70,7 @@ struct rf_upstream_conf {
 	uint32_t fall;
 	uint32_t rise;
 	uint32_t max_retries;
+	uint32_t retry_on;               /* RF_RETRY_* */
 	uint32_t keepalive;              /* idle pooled connections per server per worker */
 	uint32_t connect_timeout_ms;
 	uint32_t response_timeout_ms;    /* backend silent this long -> 504 */

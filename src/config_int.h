@@ -114,6 +114,7 @@ int set_rate(const struct key_def *k, void *base, const char *val, struct why *w
 int set_route_rate(const struct key_def *k, void *base, const char *val, struct why *w);
 int set_rl_key(const struct key_def *k, void *base, const char *val, struct why *w);
 int set_opt_addrs(const struct key_def *k, void *base, const char *val, struct why *w);
+int set_retry_on(const struct key_def *k, void *base, const char *val, struct why *w);
 
 /* ---- config.c: messages and row helpers for the section handlers ---- */
 

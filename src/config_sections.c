@@ -108,6 +108,11 @@ static const struct key_def upstream_keys[] = {
 	  "consecutive good checks that mark a down server up again, 1..100" },
 	{ .name = "max_retries", KT_U32, UPS(max_retries, uint32_t), 0, 10, "1",
 	  "times a failed idempotent request is tried on another server, 0..10" },
+	{ .name = "retry_on", KT_CUSTOM, UPS(retry_on, uint32_t), 0, 0,
+	  "connect-failure empty-response",
+	  "what is retried on another server: connect-failure (any request), empty-response, "
+	  "response-timeout, 429, 502, 503, 504 (idempotent requests without a body), or none",
+	  .set = set_retry_on },
 	{ .name = "keepalive", KT_U32, UPS(keepalive, uint32_t), 0, 10000, "32",
 	  "idle pooled connections kept per server per worker, 0..10000 (0 = no reuse)" },
 	{ .name = "connect_timeout", KT_MS, UPS(connect_timeout_ms, uint32_t), 1, DAY_MS, "5s",

@@ -550,6 +550,31 @@ int set_rl_key(const struct key_def *k, void *base, const char *val, struct why 
 	return 0;
 }
 
+/* retry_on: space-separated conditions, or "none". */
+int set_retry_on(const struct key_def *k, void *base, const char *val, struct why *w)
+{
+	static const struct { const char *name; uint32_t bit; } conds[] = {
+		{ "connect-failure", RF_RETRY_CONNECT }, { "empty-response", RF_RETRY_EMPTY },
+		{ "429", RF_RETRY_429 }, { "502", RF_RETRY_502 }, { "503", RF_RETRY_503 },
+		{ "504", RF_RETRY_504 }, { "response-timeout", RF_RETRY_TIMEOUT }, { "none", 0 },
+	};
+	struct rf_upstream_conf *u = base;
+	char tok[32];
+	size_t i;
+
+	u->retry_on = 0;
+	while (next_token(&val, tok, sizeof tok)) {
+		for (i = 0; i < ARRAY_SIZE(conds) && strcmp(tok, conds[i].name); i++)
+			;
+		if (i == ARRAY_SIZE(conds))
+			return why(w, -EINVAL, "unknown condition '%s' (connect-failure, "
+				   "empty-response, response-timeout, 429, 502, 503, 504 or none)",
+				   tok);
+		u->retry_on |= conds[i].bit;
+	}
+	return 0;
+}
+
 /* An address list that may be empty (= off). */
 int set_opt_addrs(const struct key_def *k, void *base, const char *val, struct why *w)
 {

@@ -78,6 +78,22 @@ void conn_connect_backend(struct conn *c)
 	}
 }
 
+int conn_retry_answer(struct conn *c, int status)
+{
+	static const struct { int status; uint32_t bit; } answers[] = {
+		{ 0, RF_RETRY_TIMEOUT }, { 429, RF_RETRY_429 }, { 502, RF_RETRY_502 },
+		{ 503, RF_RETRY_503 }, { 504, RF_RETRY_504 },
+	};
+	size_t i;
+
+	if (!c->replayable || c->head_sent || c->attempts > c->up->conf->max_retries)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(answers); i++)
+		if (answers[i].status == status)
+			return !!(c->up->conf->retry_on & answers[i].bit);
+	return 0;
+}
+
 /* The link failed before any response byte arrived. A connect failure
  * sent nothing, so any request may go to another server. A replayable
  * request (idempotent, no body) may be sent again: once more on a fresh
@@ -90,6 +106,7 @@ void conn_backend_failed(struct conn *c, int err, int reused)
 {
 	int nothing_sent = err == -ECONNREFUSED || err == -EHOSTUNREACH ||
 			   err == -ENETUNREACH || err == -ETIMEDOUT;
+	uint32_t on = c->up->conf->retry_on;
 
 	if (c->state != CONN_ST_PROXY)
 		return;
@@ -101,7 +118,8 @@ void conn_backend_failed(struct conn *c, int err, int reused)
 		conn_connect_backend(c);
 		return;
 	}
-	if (!reused && (nothing_sent || c->replayable)) {
+	if (!reused && ((nothing_sent && (on & RF_RETRY_CONNECT)) ||
+			(!nothing_sent && c->replayable && (on & RF_RETRY_EMPTY)))) {
 		conn_connect_backend(c);
 		return;
 	}

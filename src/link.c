@@ -300,6 +300,15 @@ static int link_read_head(struct link *l)
 	}
 	if (resp->status == 429 || resp->status == 503)
 		link_honour_retry_after(l, resp);
+	/* retry_on 429/5xx: the answer goes with its link, unseen by the
+	 * client, and another server gets the request */
+	if (conn_retry_answer(c, resp->status)) {
+		conn_attempt_done(c, resp->status >= 500 ? BAL_5XX : BAL_OK);
+		link_close(l);
+		c->link = NULL;
+		conn_connect_backend(c);
+		return -1;
+	}
 	/* a 304 to the cache's validators: the stored copy answers, refreshed */
 	if (resp->status == 304 && c->pc && !c->head_sent) {
 		ret = pcache_revalidated(c, resp);
@@ -510,7 +519,10 @@ static void link_on_timer(struct timer *t)
 	log_warn("msg=\"backend response timeout\" server=%s", l->srv->conf->addr.text);
 	conn_attempt_done(c, BAL_TIMEOUT);
 	link_close(l);
-	if (c->head_sent)
+	if (conn_retry_answer(c, 0)) {
+		c->link = NULL;
+		conn_connect_backend(c);
+	} else if (c->head_sent)
 		conn_abort(c);
 	else
 		conn_fail(c, 504);

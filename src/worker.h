@@ -395,6 +395,10 @@ void conn_start_events(struct conn *c);
  * try again where that is safe, else answer the error. */
 void conn_connect_backend(struct conn *c);
 void conn_backend_failed(struct conn *c, int err, int reused);
+/* May the backend's answer <status> (head only read so far; 0: none came
+ * within response_timeout) be dropped and the request tried on another
+ * server (retry_on, max_retries)? */
+int conn_retry_answer(struct conn *c, int status);
 
 /* link.c */
 int link_acquire(struct conn *c, struct server *srv, struct link **out);

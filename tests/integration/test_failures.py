@@ -293,3 +293,56 @@ def test_put_with_body_is_not_replayed_on_a_fresh_link():
     check(r.status == 200 and r.body == b"ok:", r)
     c.close()
     rf.stop()
+
+
+def test_retry_on_answers_and_response_timeout():
+    """retry_on 503 429 response-timeout: such an answer (or silence) from
+    one server is dropped unseen and a GET goes to the other; a POST gets
+    what its server said; without those conditions the client sees them."""
+    def answer(status):
+        def handler(bc):
+            while bc.read_request(timeout=10) is not None:
+                body = b'{"from":"bad"}'
+                bc.send(b"HTTP/1.1 %d No\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+        return handler
+
+    def silent(bc):
+        bc.read_request(timeout=10)
+        time.sleep(3)
+
+    quiet = "eject_after = 0\ncircuit_failures = 0\nretry_budget = 100"
+    for status in (503, 429):
+        bad, good = RawBackend(answer(status)), Backend()
+        rf = Ringfront(config([bad.addr, good.addr],
+                              upstream=quiet + "\nretry_on = connect-failure %d" % status))
+        for i in range(8):
+            r = request(rf.port, "GET", "/users/%d" % i)
+            check(r.status == 200 and r.header("X-Handled-By") == "app-server-%d" % good.port,
+                  "%d: %r" % (status, r))
+        codes = {request(rf.port, "POST", "/echo", body=b"x").status for _ in range(6)}
+        check(codes == {200, status}, "%d: POST codes %s" % (status, codes))
+        rf.stop()
+        bad.close()
+        good.stop()
+    # without the condition the 503 reaches the client
+    bad, good = RawBackend(answer(503)), Backend()
+    rf = Ringfront(config([bad.addr, good.addr], upstream=quiet))
+    codes = {request(rf.port, "GET", "/users/1").status for _ in range(6)}
+    check(codes == {200, 503}, codes)
+    rf.stop()
+    bad.close()
+    good.stop()
+    # silence: response-timeout moves the GET on after response_timeout
+    bad, good = RawBackend(silent), Backend()
+    rf = Ringfront(config([bad.addr, good.addr], upstream=quiet +
+                          "\nresponse_timeout = 300ms\nretry_on = connect-failure response-timeout"))
+    for i in range(4):
+        t0 = time.time()
+        r = request(rf.port, "GET", "/users/%d" % i)
+        check(r.status == 200 and time.time() - t0 < 2.5, (time.time() - t0, r))
+    rf.stop()
+    bad.close()
+    good.stop()
+    p = subprocess.run([RINGFRONT, "-t", "-c", "/dev/stdin"], capture_output=True, text=True,
+                       input=config(["127.0.0.1:1"], upstream="retry_on = 418"), timeout=10)
+    check(p.returncode != 0 and "unknown condition '418'" in p.stderr, p.stderr)
