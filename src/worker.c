@@ -10,6 +10,7 @@
 #include "common.h"
 #include "cache.h"
 #include "healthcheck.h"
+#include "redis_conn.h"
 #include "proxy_cache.h"
 #include "worker.h"
 
@@ -212,6 +213,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		return;
 	case OP_HCHECK:
 		hcheck_on_cqe(obj, cqe);
+		return;
+	case OP_REDIS:
+		rconn_on_cqe(obj, cqe);
 		return;
 	case OP_WAKE:
 		w->wake_armed = 0;
