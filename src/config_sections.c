@@ -92,7 +92,7 @@ static const char *const fail_5xx_names[] = { "off", "on", NULL };
 static const struct key_def upstream_keys[] = {
 	{ .name = "servers", KT_CUSTOM, UPS(servers, struct rf_server_conf *), 0, 0, NULL,
 	  "backends as host:port, space separated; weight=N (1..1000) after one weighs it",
-	  .set = set_servers },
+	  .set = set_servers, .flags = KF_OWNED },
 	{ .name = "balance", KT_ENUM, UPS(balance, uint32_t), 0, 0, "round_robin",
 	  "round_robin, weighted, least_conn, ip_hash, least_time, adaptive or random2",
 	  .names = balance_names },
