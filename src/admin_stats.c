@@ -7,6 +7,7 @@
 #include "admin_int.h"
 #include "balance.h"
 #include "cache.h"
+#include "cluster.h"
 #include "health.h"
 #include "logring.h"
 #include "metrics.h"
@@ -180,6 +181,10 @@ void admin_get_stats(struct admin_ctx *x)
 	write_ratelimit(o, rt->rl);
 	ob_puts(o, ",\"cache\":");
 	write_cache(o);
+	if (rf_cluster) {
+		ob_puts(o, ",");
+		cluster_stats_json(rf_cluster, o);
+	}
 	ob_puts(o, "}\n");
 }
 
@@ -391,6 +396,8 @@ void admin_get_metrics(struct admin_ctx *x)
 		counter1(o, "cache_bytes", "gauge", "Bytes held by the cache.", cs.bytes);
 		counter1(o, "cache_entries", "gauge", "Entries in the cache.", cs.entries);
 	}
+	if (rf_cluster)
+		cluster_metrics(rf_cluster, o);
 }
 
 /* ---- GET /logs ---- */

@@ -404,6 +404,14 @@ int rl_init(struct rl *rl, const struct rf_config *cfg, unsigned nworkers, uint6
 	memset(rl->workers, 0, nworkers * sizeof *rl->workers);
 	if (getrandom(&rl->seed, sizeof rl->seed, 0) != sizeof rl->seed)
 		rl->seed = now_us * 0x9e3779b97f4a7c15ull ^ (uintptr_t)rl;
+	if (cfg->cluster.enabled) {
+		/* every instance must name a key alike: the seed comes from what
+		 * they share, the password (secret) and the prefix */
+		const char *pw = cfg->cluster.password ? cfg->cluster.password : "";
+		const char *px = cfg->cluster.prefix ? cfg->cluster.prefix : "";
+
+		rl->seed = rl_hash(pw, strlen(pw), rl_hash(px, strlen(px), 0x7265646973ull));
+	}
 	rl->epoch_us = now_us;
 	rl->clock = rl_now_us;
 	rl->enabled = rc->enabled;
@@ -579,6 +587,16 @@ static int decide(struct rl *rl, unsigned worker, uint64_t key, const struct rl_
 		if (!v2.allowed || v2.remaining < res->v.remaining)
 			res->v = v2;    /* report the limit that binds */
 	}
+	if (res->v.allowed && rl->gate && rl->gate(rl->hook_arg, worker, key, pol) == 0) {
+		/* the cluster's lease is empty: the local tokens go back */
+		rl_refund(&rl->table, key, pol, now_us);
+		if (ippol)
+			rl_refund(&rl->table, ip, ippol, now_us);
+		res->v.allowed = 0;
+		res->v.remaining = 0;
+		res->v.retry_after_s = RF_MAX(res->v.retry_after_s, 1);
+		res->v.reset_s = RF_MAX(res->v.reset_s, 1);
+	}
 	if (res->v.allowed) {
 		if (bi >= 0 && ban_count(bw))
 			ban_clear(bb, bi, bw);
@@ -708,6 +726,8 @@ static int commit(struct rl *rl, const struct rl_entry *x)
 	if (!nd)
 		return -ENOMEM;
 	publish(rl, nd);
+	if (rl->on_change && !rl->quiet)
+		rl->on_change(rl->hook_arg, &x->c);
 	if (rl->table.slots && (from->t_us != to->t_us || from->tau_us != to->tau_us))
 		rl_rescale(&rl->table, x->hash, from, to, rl->clock());
 	return 0;
@@ -868,6 +888,28 @@ int rl_block(struct rl *rl, const char *id)
 int rl_unblock(struct rl *rl, const char *id)
 {
 	return set_blocked(rl, id, 0);
+}
+
+int rl_apply_remote(struct rl *rl, const struct rl_client *c)
+{
+	struct rl_entry x;
+	int err = 0;
+
+	if (!c || !id_ok(c->id) || !(c->rate_per_sec >= 0) ||
+	    memchr(c->tier, 0, sizeof c->tier) == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&rl->lock);
+	lookup(rl, c->id, &x);
+	x.c = *c;
+	if (c->is_client)
+		err = client_policy(rl, &x.c, &x.pol);
+	if (!err) {
+		rl->quiet = 1;
+		err = commit(rl, &x);
+		rl->quiet = 0;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	return err;
 }
 
 int rl_usage(struct rl *rl, const char *id, uint64_t now_us, struct rl_usage *out)
