@@ -5,10 +5,8 @@ second, a cache purge on one empties the other's entry, and killing Redis
 under load changes nothing for the clients (local limits) until it comes
 back and the instances rejoin. Skips when redis-server is missing."""
 import json
-import os
 import shutil
 import signal
-import socket
 import threading
 import time
 
@@ -76,39 +74,36 @@ def joined(*rfs):
     return all(stats(rf)["connected"] for rf in rfs)
 
 
-def hammer(port, seconds, out, headers=None, path="/x"):
-    """Requests on one keep-alive connection for <seconds>: counts by status."""
-    counts = {}
-    end = time.time() + seconds
+def hammer_log(port, end, log):
+    """Requests on one keep-alive connection until <end>: (time, status)."""
     c = Conn(port)
-    req = build_request("GET", path, headers)
-    try:
-        while time.time() < end:
-            try:
-                c.send(req)
-                st = c.read_response().status
-            except (OSError, EOFError):
-                st = "conn-error"
-                c.close()
-                c = Conn(port)
-            counts[st] = counts.get(st, 0) + 1
-    finally:
-        c.close()
-    out.append(counts)
+    req = build_request("GET", "/x")
+    while time.time() < end:
+        try:
+            c.send(req)
+            st = c.read_response().status
+        except (OSError, EOFError):
+            st = "conn-error"
+            c.close()
+            c = Conn(port)
+        log.append((time.time(), st))
+    c.close()
 
 
-def load(rfs, seconds, per=2, **kw):
-    out = []
-    ts = [threading.Thread(target=hammer, args=(rf.port, seconds, out), kwargs=kw)
-          for rf in rfs for _ in range(per)]
+def load(rfs, seconds, per=2):
+    """<per> keep-alive clients on each instance for <seconds>: counts by status."""
+    logs = [[] for _ in rfs for _ in range(per)]
+    end = time.time() + seconds
+    ts = [threading.Thread(target=hammer_log, args=(rf.port, end, log))
+          for rf, log in zip([rf for rf in rfs for _ in range(per)], logs)]
     for t in ts:
         t.start()
     for t in ts:
         t.join(seconds + 20)
     total = {}
-    for c in out:
-        for k, v in c.items():
-            total[k] = total.get(k, 0) + v
+    for log in logs:
+        for _, st in log:
+            total[st] = total.get(st, 0) + 1
     return total
 
 
@@ -196,22 +191,6 @@ def test_purge_on_a_empties_b():
                    1.0, 0.02), "purge all did not reach B")
     check(stats(bb)["purges_applied"] >= 2, stats(bb))
     stop_all(a, bb, b, r)
-
-
-def hammer_log(port, end, log):
-    """Requests on one keep-alive connection until <end>: (time, status)."""
-    c = Conn(port)
-    req = build_request("GET", "/x")
-    while time.time() < end:
-        try:
-            c.send(req)
-            st = c.read_response().status
-        except (OSError, EOFError):
-            st = "conn-error"
-            c.close()
-            c = Conn(port)
-        log.append((time.time(), st))
-    c.close()
 
 
 def test_redis_killed_under_load_then_back():
