@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "cluster_int.h"
 #include "common.h"
@@ -343,6 +345,7 @@ int cluster_create(const struct rf_config *cfg, struct rl *rl, unsigned nworkers
 	const struct rf_cluster_conf *cc = &cfg->cluster;
 	struct cluster *cl = calloc(1, sizeof(*cl));
 	size_t n = strlen(cc->prefix) + 16;
+	uint32_t rnd;
 
 	*out = NULL;
 	if (!cl)
@@ -360,6 +363,10 @@ int cluster_create(const struct rf_config *cfg, struct rl *rl, unsigned nworkers
 		cluster_destroy(cl);
 		return -ENOMEM;
 	}
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)cl;
+	/* two instances given one name (or host name) still tell apart */
+	snprintf(cl->self, sizeof(cl->self), "%.*s#%08x", RF_NAME_MAX - 1, cc->instance, rnd);
 	snprintf(cl->k_clients, n, "%sclients", cc->prefix);
 	snprintf(cl->ch_events, n, "%sevents", cc->prefix);
 	snprintf(cl->ch_purge, n, "%spurge", cc->prefix);

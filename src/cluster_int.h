@@ -109,6 +109,7 @@ struct cluster {
 	uint8_t warned_down;
 	uint8_t script_loading, full_loading, need_full_load, stopping;
 	char sha[41];                   /* the script's SHA1 once loaded, "" = use EVAL */
+	char self[RF_NAME_MAX + 24];    /* "<instance>#<random>": tells our own messages apart */
 	uint32_t cursor;                /* sync walk position */
 	uint64_t last_ping_ms;
 	struct cl_counters n;

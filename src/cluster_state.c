@@ -208,7 +208,7 @@ static void on_sent(void *arg, struct rconn *c, const struct rr_reply *r)
 
 static int send_msg(struct cluster *cl, struct cl_msg *m)
 {
-	const char *inst = cl->cc->instance;
+	const char *inst = cl->self;
 	struct rr_buf body = { 0 }, cmd = { 0 };
 	const char *sp, *argv[4];
 	size_t lens[4];
@@ -393,12 +393,12 @@ static const char *word(const char *p, const char *e, char *out, size_t cap, cha
 static void on_event(struct cluster *cl, const char *p, size_t len)
 {
 	const char *e = p + len;
-	char kind[32], inst[RF_NAME_MAX + 1], id[RL_ID_MAX];
+	char kind[32], inst[RF_NAME_MAX + 24], id[RL_ID_MAX];
 
 	if (!(p = word(p, e, kind, sizeof(kind), ' ')) || !(p = word(p, e, inst, sizeof(inst), ' ')) ||
 	    !(p = word(p, e, id, sizeof(id), '\n')))
 		return;
-	if (!strcmp(inst, cl->cc->instance))
+	if (!strcmp(inst, cl->self))
 		return;
 	if (cluster_record_apply(cl->rl, kind, id, p, (size_t)(e - p)) == 0)
 		atomic_fetch_add_explicit(&cl->n.records_applied, 1, memory_order_relaxed);
@@ -410,13 +410,13 @@ static void on_event(struct cluster *cl, const char *p, size_t len)
 static void on_purge(struct cluster *cl, const char *p, size_t len)
 {
 	const char *e = p + len;
-	char inst[RF_NAME_MAX + 1], type[8];
+	char inst[RF_NAME_MAX + 24], type[8];
 	uint8_t t;
 
 	if (!(p = word(p, e, inst, sizeof(inst), ' ')) || !(p = word(p, e, type, sizeof(type), '\n')))
 		return;
 	t = (uint8_t)atoi(type);
-	if (!strcmp(inst, cl->cc->instance) || !rf_cache ||
+	if (!strcmp(inst, cl->self) || !rf_cache ||
 	    (t != CACHE_REQ_DEL && t != CACHE_REQ_PURGE_PREFIX && t != CACHE_REQ_PURGE_TAG &&
 	     t != CACHE_REQ_FLUSH))
 		return;

@@ -21,12 +21,12 @@ SYNC_MS = 50
 class Redis(Proc):
     """A redis-server of the test's own on a free loopback port."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, args=()):
         if not REDIS:
             raise TestFailure("redis-server is not installed (tools/install-deps.sh test)")
         self.port = port or free_port()
         super().__init__([REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--daemonize", "no"])
+                          "--save", "", "--appendonly", "no", "--daemonize", "no"] + list(args))
         wait_port(self.port, proc=self)
 
     def kill(self):
@@ -38,12 +38,13 @@ class Redis(Proc):
 def cluster_ini(backend, redis_port, name, rl="rate = 20/60s\nburst = 20", extra=""):
     port, aport = free_port(), free_port()
     rl = "[ratelimit]\n" + rl if rl else ""
+    redis = "127.0.0.1:%d" % redis_port if isinstance(redis_port, int) else redis_port
     ini = ("[server]\nlisten = 127.0.0.1:%d\nworkers = 2\nlog_level = info\n"
            "[upstream app]\nservers = %s\nhealth_path =\n"
            "[admin]\nlisten = 127.0.0.1:%d\n"
            "%s\n"
-           "[cluster]\nredis = 127.0.0.1:%d\ninstance = %s\nsync_interval = %dms\n"
-           "lease = %d\ntimeout = 300ms\n%s" % (port, backend.addr, aport, rl, redis_port, name,
+           "[cluster]\nredis = %s\ninstance = %s\nsync_interval = %dms\n"
+           "lease = %d\ntimeout = 300ms\n%s" % (port, backend.addr, aport, rl, redis, name,
                                                 SYNC_MS, LEASE, extra))
     rf = Ringfront(ini)
     rf.aport = aport
@@ -257,3 +258,22 @@ def test_fallback_deny_and_no_cluster_section():
     check("cluster" not in request(aport, "GET", "/stats").json())
     rf.stop()
     b.stop()
+
+
+def test_failover_skips_dead_addresses_replicas_and_wrong_passwords():
+    primary = Redis(args=("--requirepass", "s3cret"))
+    replica = Redis(args=("--replicaof", "127.0.0.1", str(primary.port),
+                          "--masterauth", "s3cret", "--requirepass", "s3cret"))
+    b = Backend()
+    # a dead address and a replica before the primary: it ends on the primary
+    addrs = "127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d" % (free_port(), replica.port, primary.port)
+    rf = cluster_ini(b, addrs, "node-f", extra="password = s3cret\n")
+    check(wait_for(lambda: joined(rf), 3.0), stats(rf))
+    check(stats(rf)["redis"] == "127.0.0.1:%d" % primary.port, stats(rf))
+    rf.stop()
+    # a wrong password: not joined, and /stats says why
+    rf = cluster_ini(b, primary.port, "node-g", extra="password = wrong\n")
+    check(wait_for(lambda: "AUTH" in (stats(rf)["last_error"] or ""), 2.0), stats(rf))
+    check(not stats(rf)["connected"])
+    rf.stop()
+    stop_all(b, replica, primary)
