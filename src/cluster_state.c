@@ -86,18 +86,29 @@ static int client_from_json(const char *id, const char *json, size_t len, struct
 	return 0;
 }
 
+static int same_client(const struct rl_client *a, const struct rl_client *b)
+{
+	return a->is_client == b->is_client && a->blocked == b->blocked &&
+	       a->capacity == b->capacity && a->rate_per_sec == b->rate_per_sec &&
+	       !strcmp(a->tier, b->tier);
+}
+
 int cluster_record_apply(struct rl *rl, const char *kind, const char *id, const char *json,
 			 size_t len)
 {
-	struct rl_client c;
+	struct rl_client c, cur;
 	int rc;
 
 	if (strcmp(kind, "client"))
 		return -ENOENT;
 	rc = client_from_json(id, json, len, &c);
-	if (!rc)
-		rc = rl_apply_remote(rl, &c);
-	return rc;
+	if (rc)
+		return rc;
+	/* unchanged (the usual case of a full load): no directory copy */
+	if (rl_client_get(rl, c.id, &cur) == 0 ? same_client(&cur, &c) :
+	    !c.is_client && !c.blocked)
+		return 0;
+	return rl_apply_remote(rl, &c);
 }
 
 /* ---- the outgoing queue ---- */
