@@ -9,6 +9,7 @@
 #include "balance.h"
 #include "cache.h"
 #include "cache_policy.h"
+#include "cluster.h"
 #include "proxy_cache.h"
 #include "reload.h"
 #include "health.h"
@@ -681,6 +682,7 @@ void admin_post_cache_purge(struct admin_ctx *x)
 		if (rc) {
 			cache_purge(rf_cache, x->w->id, kinds[i].type, pat, strlen(pat),
 				    cache_now_ms());
+			cluster_publish_purge(rf_cluster, kinds[i].type, pat, strlen(pat));
 			ob_printf(&x->out, "{\"purged\":\"%s\"}\n", kinds[i].field);
 			return;
 		}
@@ -693,5 +695,6 @@ void admin_post_cache_purge(struct admin_ctx *x)
 		return;
 	}
 	cache_purge(rf_cache, x->w->id, CACHE_REQ_FLUSH, "", 0, cache_now_ms());
+	cluster_publish_purge(rf_cluster, CACHE_REQ_FLUSH, "", 0);
 	ob_puts(&x->out, "{\"purged\":\"all\"}\n");
 }

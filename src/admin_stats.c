@@ -8,6 +8,7 @@
 #include "admin_int.h"
 #include "balance.h"
 #include "cache.h"
+#include "cluster.h"
 #include "health.h"
 #include "logring.h"
 #include "metrics.h"
@@ -209,6 +210,10 @@ void admin_get_stats(struct admin_ctx *x)
 	write_cache(o);
 	ob_puts(o, ",\"store\":");
 	write_store(o);
+	if (rf_cluster) {
+		ob_puts(o, ",");
+		cluster_stats_json(rf_cluster, o);
+	}
 	ob_puts(o, "}\n");
 }
 
@@ -471,6 +476,8 @@ void admin_get_metrics(struct admin_ctx *x)
 		counter1(o, "cache_bytes", "gauge", "Bytes held by the cache.", cs.bytes);
 		counter1(o, "cache_entries", "gauge", "Entries in the cache.", cs.entries);
 	}
+	if (rf_cluster)
+		cluster_metrics(rf_cluster, o);
 }
 
 /* ---- GET /logs ---- */

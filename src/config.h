@@ -195,6 +195,29 @@ struct rf_store_conf {
 	int line;
 };
 
+/* [cluster]: present = several instances share rate limits, clients and
+ * cache purges through Redis (cluster.h). Absent = a single instance. */
+#define RF_CLUSTER_MAX_REDIS 8
+enum rf_cluster_fallback {
+	RF_CLUSTER_FALLBACK_LOCAL = 0,   /* Redis down: each instance its own full limit */
+	RF_CLUSTER_FALLBACK_DENY,        /* Redis down: limited requests get 429 */
+};
+
+struct rf_cluster_conf {
+	uint8_t enabled;                 /* the section is present */
+	struct rf_addr redis[RF_CLUSTER_MAX_REDIS];  /* failover order */
+	uint32_t nredis;
+	char *password;                  /* owned; NULL = no AUTH */
+	char *instance;                  /* owned; the host name when not given */
+	char *prefix;                    /* owned; Redis key and channel prefix */
+	uint32_t sync_interval_ms;       /* lease batches and state polls */
+	uint32_t timeout_ms;             /* connect and reply timeout */
+	uint32_t fallback;               /* enum rf_cluster_fallback */
+	uint32_t lease;                  /* tokens fetched per key per sync */
+	uint32_t max_keys;               /* keys with a lease at once */
+	int line;
+};
+
 struct rf_config {
 	char *path;             /* owned: the file it was read from */
 	char *source;           /* owned: the file's text (config_load), or NULL */
@@ -237,6 +260,9 @@ struct rf_config {
 
 	/* [store] */
 	struct rf_store_conf store;
+
+	/* [cluster] */
+	struct rf_cluster_conf cluster;
 };
 
 /* Load and validate <path>. On success returns 0 and sets *out (free with

@@ -58,7 +58,7 @@ struct key_def {
 struct parser;
 
 enum { SEC_SERVER, SEC_UPSTREAM, SEC_ROUTE, SEC_ADMIN, SEC_RATELIMIT, SEC_TIER, SEC_API_KEYS,
-       SEC_CACHE, SEC_STORE, SEC_COUNT };
+       SEC_CACHE, SEC_STORE, SEC_CLUSTER, SEC_COUNT };
 
 struct section_def {
 	const char *name;

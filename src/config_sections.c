@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "config_int.h"
@@ -722,6 +723,71 @@ static int store_begin(struct parser *p, const char *arg)
 	return apply_defaults(p, store_keys, ARRAY_SIZE(store_keys), sc);
 }
 
+/* ---- [cluster] ---- */
+
+#define CLU(f, T) OFF(struct rf_cluster_conf, f, T)
+
+static const char *const fallback_names[] = { "local", "deny", NULL };
+
+static const struct key_def cluster_keys[] = {
+	{ .name = "redis", KT_ADDRS, offsetof(struct rf_cluster_conf, redis), 1,
+	  RF_CLUSTER_MAX_REDIS, NULL,
+	  "Redis servers as host:port, in failover order (a replica is skipped), up to 8",
+	  .aux = CLU(nredis, uint32_t) },
+	{ .name = "password", KT_STRING, CLU(password, char *), 0, 0, "",
+	  "sent with AUTH after connecting; empty = no AUTH" },
+	{ .name = "instance", KT_STRING, CLU(instance, char *), 0, 0, "",
+	  "this instance's name in Redis, /stats and logs; empty = the host name" },
+	{ .name = "prefix", KT_STRING, CLU(prefix, char *), 0, 0, "ringfront:",
+	  "prefix of every Redis key and channel, so several clusters can share one Redis" },
+	{ .name = "sync_interval", KT_MS, CLU(sync_interval_ms, uint32_t), 10, 10000, "100ms",
+	  "leases are topped up and returned in one batch this often, 10ms..10s" },
+	{ .name = "timeout", KT_MS, CLU(timeout_ms, uint32_t), 10, 60000, "1s",
+	  "a connect or a reply slower than this drops the connection (then failover), 10ms..60s" },
+	{ .name = "fallback", KT_ENUM, CLU(fallback, uint32_t), 0, 0, "local",
+	  "Redis unreachable: local = each instance applies the full limit on its own, "
+	  "deny = limited requests get 429", .names = fallback_names },
+	{ .name = "lease", KT_U32, CLU(lease, uint32_t), 1, 1000000, "10",
+	  "tokens an instance holds per active key (at most the key's burst); the cluster "
+	  "overshoots a limit by at most lease x instances" },
+	{ .name = "max_keys", KT_U32, CLU(max_keys, uint32_t), 64, 4194304, "65536",
+	  "keys holding a lease at once; a key beyond gets the local limit only" },
+};
+
+_Static_assert(ARRAY_SIZE(cluster_keys) <= 32, "parser.key_line is too small");
+
+static int cluster_begin(struct parser *p, const char *arg)
+{
+	struct rf_cluster_conf *cc = &p->cfg->cluster;
+
+	p->base = cc;
+	cc->enabled = 1;
+	cc->line = p->line;
+	return apply_defaults(p, cluster_keys, ARRAY_SIZE(cluster_keys), cc);
+}
+
+static int cluster_end(struct parser *p)
+{
+	struct rf_cluster_conf *cc = &p->cfg->cluster;
+	char host[RF_NAME_MAX];
+	size_t i;
+
+	if (!cc->prefix)
+		cc->prefix = rf_xstrdup("");
+	if (cc->instance) {
+		for (i = 0; cc->instance[i]; i++)
+			if ((unsigned char)cc->instance[i] <= ' ' || cc->instance[i] == 0x7f)
+				return perr(p, p->key_line[find_key(p->sec, "instance") - p->sec->keys],
+					    -EINVAL, "[cluster] instance must be one word");
+		return 0;
+	}
+	if (gethostname(host, sizeof(host)) < 0 || !host[0])
+		snprintf(host, sizeof(host), "pid%ld", (long)getpid());
+	host[sizeof(host) - 1] = 0;
+	cc->instance = rf_xstrdup(host);
+	return 0;
+}
+
 const struct section_def sections[SEC_COUNT] = {
 	[SEC_SERVER] = { "server", 0, server_keys, ARRAY_SIZE(server_keys),
 		"listening sockets, workers, limits and logging",
@@ -754,6 +820,10 @@ const struct section_def sections[SEC_COUNT] = {
 		"persistence of what the admin API changes: clients, API keys and tiers, "
 		"blocks, strategy, weights and drain survive restarts and kill -9",
 		store_begin, NULL, NULL },
+	[SEC_CLUSTER] = { "cluster", 0, cluster_keys, ARRAY_SIZE(cluster_keys),
+		"several instances as one, through Redis: global rate limits by leases, shared "
+		"clients and blocks, cache purges broadcast; absent = a single instance",
+		cluster_begin, NULL, cluster_end },
 };
 
 void config_free(struct rf_config *cfg)
@@ -775,6 +845,7 @@ void config_free(struct rf_config *cfg)
 	free(cfg->ratelimit.api_keys);
 	free(cfg->ratelimit.tiers);
 	free_owned(store_keys, ARRAY_SIZE(store_keys), &cfg->store);
+	free_owned(cluster_keys, ARRAY_SIZE(cluster_keys), &cfg->cluster);
 	free(cfg->source);
 	free(cfg->path);
 	free(cfg);

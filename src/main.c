@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "common.h"
 #include "cache.h"
+#include "cluster.h"
 #include "config.h"
 #include "proxy_cache.h"
 #include "reload.h"
@@ -202,6 +203,10 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	ret = rl_init(rt->rl, cfg, nworkers, rl_now_us());
 	if (ret < 0) {
 		log_error("msg=\"rate limiter set-up failed\" error=\"%s\"", strerror(-ret));
+		return 1;
+	}
+	if (cfg->cluster.enabled && (ret = cluster_create(cfg, rt->rl, nworkers, &rf_cluster)) < 0) {
+		log_error("msg=\"cluster set-up failed\" error=\"%s\"", strerror(-ret));
 		return 1;
 	}
 	if (cfg->cache.enabled && (ret = cache_start(cfg, nworkers)) < 0) {
@@ -397,6 +402,10 @@ int main(int argc, char **argv)
 	ret = run(rt, &pd);
 	runtime_unref(atomic_exchange(&rf_runtime, NULL));
 	runtime_unref(rt);
+	if (rf_cluster) {
+		cluster_destroy(rf_cluster);
+		rf_cluster = NULL;
+	}
 	rl_destroy(&limiter);
 	if (rf_cache)
 		cache_destroy(rf_cache);

@@ -427,6 +427,14 @@ int rl_init(struct rl *rl, const struct rf_config *cfg, unsigned nworkers, uint6
 	memset(rl->workers, 0, nworkers * sizeof *rl->workers);
 	if (getrandom(&rl->seed, sizeof rl->seed, 0) != sizeof rl->seed)
 		rl->seed = now_us * 0x9e3779b97f4a7c15ull ^ (uintptr_t)rl;
+	if (cfg->cluster.enabled) {
+		/* every instance must name a key alike: the seed comes from what
+		 * they share, the password (secret) and the prefix */
+		const char *pw = cfg->cluster.password ? cfg->cluster.password : "";
+		const char *px = cfg->cluster.prefix ? cfg->cluster.prefix : "";
+
+		rl->seed = rl_hash(pw, strlen(pw), rl_hash(px, strlen(px), 0x7265646973ull));
+	}
 	rl->epoch_us = now_us;
 	rl->clock = rl_now_us;
 	rl->enabled = rc->enabled;
@@ -620,6 +628,16 @@ static int decide(struct rl *rl, unsigned worker, uint64_t key, const struct rl_
 		if (!v2.allowed || v2.remaining < res->v.remaining)
 			res->v = v2;    /* report the limit that binds */
 	}
+	if (res->v.allowed && rl->gate && rl->gate(rl->hook_arg, worker, key, pol) == 0) {
+		/* the cluster's lease is empty: the local tokens go back */
+		rl_refund(&rl->table, key, pol, now_us);
+		if (ippol)
+			rl_refund(&rl->table, ip, ippol, now_us);
+		res->v.allowed = 0;
+		res->v.remaining = 0;
+		res->v.retry_after_s = RF_MAX(res->v.retry_after_s, 1);
+		res->v.reset_s = RF_MAX(res->v.reset_s, 1);
+	}
 	if (res->v.allowed) {
 		if (bi >= 0 && ban_count(bw))
 			ban_clear(bb, bi, bw);
@@ -782,6 +800,8 @@ static int commit(struct rl *rl, const struct rl_entry *x, const int64_t *used, 
 		}
 	}
 	publish(rl, nd);
+	if (rl->on_share && !rl->quiet)
+		rl->on_share(rl->hook_arg, &x->c);
 	if (rl->table.slots && (from->t_us != to->t_us || from->tau_us != to->tau_us))
 		rl_rescale(&rl->table, x->hash, from, to, rl->clock());
 	return 0;
@@ -944,7 +964,11 @@ int rl_unblock(struct rl *rl, const char *id)
 	return set_blocked(rl, id, 0);
 }
 
-int rl_restore(struct rl *rl, const struct rl_client *c, int64_t used)
+/* Set <c> as the whole state of its id: replayed from the store (<used>
+ * its last use; the store is not told again) or changed on another
+ * instance (the store records it). Neither is shared with the cluster
+ * again. */
+static int set_record(struct rl *rl, const struct rl_client *c, const int64_t *used)
 {
 	struct rl_entry x;
 	int err = 0;
@@ -963,10 +987,23 @@ int rl_restore(struct rl *rl, const struct rl_client *c, int64_t used)
 	memcpy(x.c.tier, c->is_client ? c->tier : "", c->is_client ? sizeof x.c.tier : 1);
 	if (x.c.is_client)
 		err = client_policy(rl, &x);
-	if (!err)
-		err = commit(rl, &x, &used, 0);
+	if (!err) {
+		rl->quiet = 1;
+		err = commit(rl, &x, used, used == NULL);
+		rl->quiet = 0;
+	}
 	pthread_mutex_unlock(&rl->lock);
 	return err;
+}
+
+int rl_restore(struct rl *rl, const struct rl_client *c, int64_t used)
+{
+	return set_record(rl, c, &used);
+}
+
+int rl_apply_remote(struct rl *rl, const struct rl_client *c)
+{
+	return set_record(rl, c, NULL);
 }
 
 int rl_sweep(struct rl *rl, uint64_t idle_s, int64_t since, rl_sweep_fn fn, void *arg)

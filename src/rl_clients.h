@@ -145,6 +145,15 @@ struct rl {
 	void *on_change_arg;
 	pthread_mutex_t lock;           /* admin writers only, never the request path */
 	struct rl_dir *retired;         /* under lock */
+	/* Several instances (cluster.c); NULL hooks = a single instance.
+	 * gate: after the local buckets admitted <key> under <p>, may the
+	 * cluster's lease spend a token? 1 yes, 0 no (429), -1 not managed.
+	 * on_share: a client or block changed here (called under lock, after
+	 * it is published; not for changes from elsewhere or the store). */
+	int (*gate)(void *arg, unsigned worker, uint64_t key, const struct rl_policy *p);
+	void (*on_share)(void *arg, const struct rl_client *c);
+	void *hook_arg;
+	uint8_t quiet;                  /* under lock: applying a change from elsewhere */
 };
 
 /* Build the limiter from cfg->ratelimit for <nworkers> workers (one bucket
@@ -256,6 +265,13 @@ struct rl_usage {
 
 /* The state of id's bucket (its address or API key bucket) and ban. */
 int rl_usage(struct rl *rl, const char *id, uint64_t now_us, struct rl_usage *out);
+
+/* Apply a client record that changed on another instance (or was loaded
+ * from Redis): <c> is the whole new state; an id that is neither a client
+ * nor blocked is removed. on_change (the local store) records it,
+ * on_share is not called. Returns 0, -EINVAL, -ENOENT (a tier this
+ * instance does not have), -EOPNOTSUPP, or on_change's error. */
+int rl_apply_remote(struct rl *rl, const struct rl_client *c);
 
 const struct rl_tier *rl_tier_find(const struct rl *rl, const char *name);
 

@@ -239,6 +239,10 @@ static void route_limits_init(struct runtime *rt)
 					 r->prefix);
 			else if (!own)
 				rt->route_rl[i].salt = 0;       /* same limit: same buckets */
+			else if (rt->cfg->cluster.enabled)
+				/* every instance names the route's keys alike */
+				rt->route_rl[i].salt = rl_hash(r->prefix, strlen(r->prefix),
+							       0x726f757465ull) | 1;
 		}
 	}
 }

@@ -9,7 +9,9 @@
 #include <unistd.h>
 #include "common.h"
 #include "cache.h"
+#include "cluster.h"
 #include "healthcheck.h"
+#include "redis_conn.h"
 #include "proxy_cache.h"
 #include "worker.h"
 
@@ -213,6 +215,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_HCHECK:
 		hcheck_on_cqe(obj, cqe);
 		return;
+	case OP_REDIS:
+		rconn_on_cqe(obj, cqe);
+		return;
 	case OP_WAKE:
 		w->wake_armed = 0;
 		if (!atomic_load(&rf_stop_requested))
@@ -276,6 +281,8 @@ static void worker_begin_stop(struct worker *w)
 	conn_shutdown_idle(w);
 	link_close_idle(w);
 	hcheck_stop(w);
+	if (rf_cluster)
+		cluster_worker_stop(rf_cluster, w);
 	timer_set(&w->wheel, &w->stop_timer, w->cfg->shutdown_timeout_ms);
 }
 
@@ -445,7 +452,7 @@ static void worker_loop(struct worker *w)
 			last_flush = w->wheel.now;
 		}
 		if (w->stopping && !w->nconns && !w->nlinks && !hcheck_inflight(w) &&
-		    !w->hc_retired)
+		    !w->hc_retired && !(rf_cluster && cluster_worker_busy(rf_cluster, w)))
 			break;
 	}
 	if (w->alog)
@@ -514,6 +521,8 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 		listener_arm(&w->listeners[i]);
 	}
 	wake_arm(w);
+	if (rf_cluster)
+		cluster_worker_start(rf_cluster, w);
 	return hcheck_init(w, rf_nworkers);
 }
 
@@ -541,6 +550,8 @@ static void worker_destroy(struct worker *w)
 	rf_free(&w->listeners);
 	rf_free(&w->alog);
 	hcheck_free(w);
+	if (rf_cluster)
+		cluster_worker_free(rf_cluster, w);
 	/* wake_fd stays open: other threads may still write it (worker_close) */
 }
 

@@ -31,6 +31,7 @@ enum op {
 	OP_CONNECT,             /* connect on a backend link */
 	OP_CLOSE,               /* close of a sock's fd */
 	OP_HCHECK,              /* any step of an active health check */
+	OP_REDIS,               /* any operation of a Redis connection (redis_conn.c) */
 };
 #define OP_MASK 0xfULL
 

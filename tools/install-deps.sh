@@ -4,7 +4,8 @@
 set -e
 case "${1:-build}" in
 build) pkgs="liburing-dev gcc make" ;;
-test)  pkgs="liburing-dev gcc make curl python3 wrk procps redis-tools"
+# test_cluster.py starts its own redis-server on a free port
+test)  pkgs="liburing-dev gcc make curl python3 wrk procps redis-tools redis-server"
        optional="chromium" ;;      # the dashboard test skips without it
 bench) pkgs="liburing-dev gcc make curl wrk haproxy nginx-light procps util-linux" ;;
 # bench/resp/run.sh. Where a service manager runs, Debian's redis-server

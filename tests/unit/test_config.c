@@ -803,11 +803,15 @@ static char *slurp(const char *path)
 }
 
 /* Does <text> have a line starting with "<key>" then optional blanks and '='? */
+/* "KEY =" at the start of a line; ";KEY =" counts too: a section that is
+ * off by default ([cluster]) is shown commented out. */
 static int has_key_line(const char *text, const char *key, size_t klen)
 {
 	const char *line = text, *s;
 
 	for (; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		if (*line == ';' && line[1] != ' ')
+			line++;
 		if (strncmp(line, key, klen) != 0)
 			continue;
 		for (s = line + klen; *s == ' ' || *s == '\t'; s++)
@@ -925,6 +929,42 @@ static void test_balance_names(void)
 	CHECK_INT(config_balance_parse("", &v), -EINVAL);
 }
 
+/* [cluster]: absent = a single instance; present needs redis. */
+static void test_cluster(void)
+{
+	struct rf_config *c = PARSE(UP);
+
+	if (c) {
+		CHECK_INT(c->cluster.enabled, 0);
+		config_free(c);
+	}
+	c = PARSE(UP "[cluster]\nredis = 127.0.0.1:6380 127.0.0.1:6381\npassword = s3cret\n"
+		  "instance = edge-1\nsync_interval = 50ms\nfallback = deny\nlease = 20\n");
+	if (c) {
+		CHECK_INT(c->cluster.enabled, 1);
+		CHECK_INT(c->cluster.nredis, 2);
+		CHECK_STR(c->cluster.redis[1].text, "127.0.0.1:6381");
+		CHECK_STR(c->cluster.password, "s3cret");
+		CHECK_STR(c->cluster.instance, "edge-1");
+		CHECK_STR(c->cluster.prefix, "ringfront:");
+		CHECK_INT(c->cluster.sync_interval_ms, 50);
+		CHECK_INT(c->cluster.timeout_ms, 1000);
+		CHECK_INT(c->cluster.fallback, RF_CLUSTER_FALLBACK_DENY);
+		CHECK_INT(c->cluster.lease, 20);
+		CHECK_INT(c->cluster.max_keys, 65536);
+		config_free(c);
+	}
+	c = PARSE(UP "[cluster]\nredis = 127.0.0.1:6380\n");
+	if (c) {
+		CHECK(c->cluster.instance && c->cluster.instance[0]);  /* the host name */
+		CHECK_INT(c->cluster.fallback, RF_CLUSTER_FALLBACK_LOCAL);
+		config_free(c);
+	}
+	FAIL(UP "[cluster]\nlease = 5\n", "t.ini:3: missing required key 'redis' in [cluster]");
+	FAIL(UP "[cluster]\nredis = 127.0.0.1:6380\nfallback = maybe\n",
+	     "t.ini:5: bad value for 'fallback': 'maybe' (expected one of: local deny)");
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -948,5 +988,6 @@ int main(void)
 	RUN(test_default_ini);
 	RUN(test_dump);
 	RUN(test_balance_names);
+	RUN(test_cluster);
 	TEST_REPORT();
 }
