@@ -358,7 +358,8 @@ int cluster_create(const struct rf_config *cfg, struct rl *rl, unsigned nworkers
 	cl->k_clients = malloc(n);
 	cl->ch_events = malloc(n);
 	cl->ch_purge = malloc(n);
-	if (!cl->k_clients || !cl->ch_events || !cl->ch_purge ||
+	cl->k_state = malloc(n);
+	if (!cl->k_clients || !cl->ch_events || !cl->ch_purge || !cl->k_state ||
 	    cl_table_init(&cl->table, cc->max_keys, cc->lease) < 0) {
 		cluster_destroy(cl);
 		return -ENOMEM;
@@ -368,6 +369,7 @@ int cluster_create(const struct rf_config *cfg, struct rl *rl, unsigned nworkers
 	/* two instances given one name (or host name) still tell apart */
 	snprintf(cl->self, sizeof(cl->self), "%.*s#%08x", RF_NAME_MAX - 1, cc->instance, rnd);
 	snprintf(cl->k_clients, n, "%sclients", cc->prefix);
+	snprintf(cl->k_state, n, "%sstate", cc->prefix);
 	snprintf(cl->ch_events, n, "%sevents", cc->prefix);
 	snprintf(cl->ch_purge, n, "%spurge", cc->prefix);
 	snprintf(cl->last_error, sizeof(cl->last_error), "not connected yet");
@@ -393,6 +395,7 @@ void cluster_destroy(struct cluster *cl)
 	cl_queue_free(cl);
 	cl_table_free(&cl->table);
 	free(cl->k_clients);
+	free(cl->k_state);
 	free(cl->ch_events);
 	free(cl->ch_purge);
 	pthread_mutex_destroy(&cl->lock);

@@ -114,6 +114,7 @@ struct cluster {
 	uint64_t last_ping_ms;
 	struct cl_counters n;
 	char *k_clients;                /* owned: <prefix>clients */
+	char *k_state;                  /* owned: <prefix>state, fields "KIND ID" */
 	char *ch_events;                /* owned: <prefix>events */
 	char *ch_purge;                 /* owned: <prefix>purge */
 	pthread_mutex_t lock;           /* the queue and the views below */

@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "outbuf.h"
+#include "persist.h"
 #include "proxy_cache.h"
 #include "rl_clients.h"
 #include "worker.h"
@@ -100,7 +101,7 @@ int cluster_record_apply(struct rl *rl, const char *kind, const char *id, const 
 	int rc;
 
 	if (strcmp(kind, "client"))
-		return -ENOENT;
+		return persist_apply_remote(kind, id, len ? json : NULL, len);
 	rc = client_from_json(id, json, len, &c);
 	if (rc)
 		return rc;
@@ -228,11 +229,12 @@ static int send_msg(struct cluster *cl, struct cl_msg *m)
 	int rc = 0, h;
 
 	if (m->kind == CL_MSG_RECORD) {
-		/* a->"KIND ID": the hash field is the ID */
+		/* a->"KIND ID": clients are fields ID of their hash, the other
+		 * kinds fields "KIND ID" of the state hash */
 		sp = strchr(m->a, ' ');
 		argv[0] = m->b ? "HSET" : "HDEL";
-		argv[1] = cl->k_clients;
-		argv[2] = sp + 1;
+		argv[1] = strncmp(m->a, "client ", 7) ? cl->k_state : cl->k_clients;
+		argv[2] = argv[1] == cl->k_clients ? sp + 1 : m->a;
 		argv[3] = m->b;
 		rc |= rr_cmd(&cmd, m->b ? 4 : 3, argv, NULL);
 		rc |= rr_buf_put(&body, m->a, (size_t)(sp - m->a));
@@ -381,8 +383,38 @@ static void on_full_load(void *arg, struct rconn *c, const struct rr_reply *r)
 	atomic_fetch_add_explicit(&cl->n.full_loads, 1, memory_order_relaxed);
 }
 
+/* The state hash: services, strategies, weights and drain, applied where
+ * they differ from what this instance has. */
+static void on_state_load(void *arg, struct rconn *c, const struct rr_reply *r)
+{
+	struct cluster *cl = arg;
+	char kind[32], id[RL_ID_MAX + RF_NAME_MAX];
+	const char *sp;
+	size_t n, i;
+	int e, v;
+
+	if (!r || r->v[0].type != RR_ARRAY)
+		return;
+	n = (size_t)r->v[0].n / 2;
+	for (i = 0; i < n; i++) {
+		e = rr_elem(r, 0, (uint32_t)(2 * i));
+		v = rr_elem(r, 0, (uint32_t)(2 * i + 1));
+		if (e < 0 || v < 0 || r->v[e].type != RR_BULK || r->v[e].n >= (int64_t)sizeof(id) ||
+		    !(sp = memchr(r->v[e].p, ' ', (size_t)r->v[e].n)) ||
+		    (size_t)(sp - r->v[e].p) >= sizeof(kind))
+			continue;
+		memcpy(kind, r->v[e].p, (size_t)(sp - r->v[e].p));
+		kind[sp - r->v[e].p] = 0;
+		memcpy(id, sp + 1, (size_t)(r->v[e].p + r->v[e].n - sp - 1));
+		id[r->v[e].p + r->v[e].n - sp - 1] = 0;
+		if (cluster_record_apply(cl->rl, kind, id, r->v[v].p, (size_t)r->v[v].n) == 0)
+			atomic_fetch_add_explicit(&cl->n.records_applied, 1, memory_order_relaxed);
+	}
+}
+
 void cl_full_load(struct cluster *cl)
 {
+	rconn_sendv(&cl->main, on_state_load, cl, "HGETALL", cl->k_state, NULL);
 	if (rconn_sendv(&cl->main, on_full_load, cl, "HGETALL", cl->k_clients, NULL) == 0) {
 		cl->full_loading = 1;
 		cl->need_full_load = 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "balance.h"
+#include "cluster.h"
 #include "common.h"
 #include "health.h"
 #include "json.h"
@@ -165,18 +166,16 @@ static int apply_client(void *arg, const char *id, const char *json, size_t len)
 /* ---- service ---- */
 
 /* {"servers":["host:port",...],"route":"/p/","balance":"least_conn"} */
-static int apply_service(void *arg, const char *id, const char *json, size_t len)
+/* A service record into <s> (service_free() it). Returns 0 or -EINVAL. */
+static int service_from_json(const char *id, const char *json, size_t len, struct service *s)
 {
 	struct json_tok toks[JSON_TOKS + SERVICE_MAX_SERVERS];
 	char addrs[SERVICE_MAX_SERVERS][128], route[256], balance[32], err[256];
 	const char *ptrs[SERVICE_MAX_SERVERS];
 	struct json_doc d;
-	struct service s;
 	uint32_t i, n;
-	int t, a, rc;
+	int t, a;
 
-	if (!json)
-		return reload_service_restore(NULL, id);
 	if (json_parse(&d, json, len, toks, ARRAY_SIZE(toks)) < 0 ||
 	    json_type(&d, 0) != JSON_OBJECT || json_type(&d, (a = json_get(&d, 0, "servers"))) !=
 	    JSON_ARRAY || (n = d.toks[a].size) > SERVICE_MAX_SERVERS)
@@ -191,12 +190,51 @@ static int apply_service(void *arg, const char *id, const char *json, size_t len
 	if ((a = json_get(&d, 0, "balance")) >= 0 &&
 	    json_str(&d, a, balance, sizeof(balance)) <= 0)
 		return -EINVAL;
-	if (service_make(&s, id, ptrs, n, t >= 0 ? route : NULL, a >= 0 ? balance : NULL, err,
-			 sizeof(err)) < 0)
+	return service_make(s, id, ptrs, n, t >= 0 ? route : NULL, a >= 0 ? balance : NULL, err,
+			    sizeof(err)) < 0 ? -EINVAL : 0;
+}
+
+/* {"servers":["host:port",...],"route":"/p/","balance":"least_conn"} */
+static int apply_service(void *arg, const char *id, const char *json, size_t len)
+{
+	struct service s;
+	int rc;
+
+	if (!json)
+		return reload_service_restore(NULL, id);
+	if (service_from_json(id, json, len, &s) < 0)
 		return -EINVAL;
 	rc = reload_service_restore(&s, NULL);
 	service_free(&s);
 	return rc;
+}
+
+/* Another instance's change (cluster.h): the same, but at run time. */
+static int apply_service_now(const char *id, const char *json, size_t len)
+{
+	char err[256];
+	struct service s;
+	int rc;
+
+	if (!json) {
+		rc = reload_service(NULL, id, err, sizeof(err));
+		return rc == -ENOENT ? 0 : rc;
+	}
+	if (service_from_json(id, json, len, &s) < 0)
+		return -EINVAL;
+	rc = reload_service(&s, NULL, err, sizeof(err));
+	if (rc < 0)
+		log_warn("msg=\"service from another instance refused\" service=%s error=\"%s\"",
+			 id, err);
+	service_free(&s);
+	return rc;
+}
+
+/* A change made here, for the other instances (none without [cluster]). */
+static void share(const char *kind, const char *id, const char *json)
+{
+	if (rf_cluster)
+		cluster_record_changed(rf_cluster, kind, id, json);
 }
 
 int persist_set_service(const struct service *s, const char *remove)
@@ -206,8 +244,14 @@ int persist_set_service(const struct service *s, const char *remove)
 	const char *a;
 	int k;
 
-	if (!s)
-		return store_del(P.st, K_SERVICE, remove);
+	int rc;
+
+	if (!s) {
+		rc = store_del(P.st, K_SERVICE, remove);
+		if (!rc)
+			share(K_SERVICE, remove, NULL);
+		return rc;
+	}
 	/* names, routes and addresses are plain tokens: nothing to escape */
 	k = snprintf(buf, sizeof(buf), "{\"servers\":[");
 	for (a = s->servers; k > 0 && (size_t)k < sizeof(buf) && *a;) {
@@ -222,7 +266,10 @@ int persist_set_service(const struct service *s, const char *remove)
 			      s->balance ? "\"" : "");
 	if (k <= 0 || (size_t)k >= sizeof(buf))
 		return -E2BIG;
-	return store_put(P.st, K_SERVICE, s->name, buf, (size_t)k);
+	rc = store_put(P.st, K_SERVICE, s->name, buf, (size_t)k);
+	if (!rc)
+		share(K_SERVICE, s->name, buf);
+	return rc;
 }
 
 /* ---- upstream, server ---- */
@@ -317,6 +364,34 @@ static const struct store_kind kinds[] = {
 	{ K_SERVER, apply_server, NULL },
 };
 
+int persist_apply_remote(const char *kind, const char *id, const char *json, size_t len)
+{
+	char cur[VALUE_MAX * 4];
+	int n, rc;
+
+	if (!P.st || (strcmp(kind, K_SERVICE) && strcmp(kind, K_UPSTREAM) &&
+		      strcmp(kind, K_SERVER)))
+		return -ENOENT;
+	/* what a full load mostly brings: nothing new */
+	n = store_get(P.st, kind, id, cur, sizeof(cur));
+	if (json ? n == (int)len && !memcmp(cur, json, len) : n == -ENOENT)
+		return 0;
+	if (!strcmp(kind, K_SERVICE)) {
+		rc = apply_service_now(id, json, len);
+		if (!rc)
+			rc = json ? store_put(P.st, kind, id, json, len) : store_del(P.st, kind, id);
+		return rc;
+	}
+	/* under the lock a reload takes: it re-applies from the store after */
+	pthread_mutex_lock(&P.lock);
+	P.target = atomic_load(&rf_runtime);
+	rc = (!strcmp(kind, K_UPSTREAM) ? apply_upstream : apply_server)(NULL, id, json, len);
+	if (!rc)
+		rc = json ? store_put(P.st, kind, id, json, len) : store_del(P.st, kind, id);
+	pthread_mutex_unlock(&P.lock);
+	return rc;
+}
+
 int persist_set_strategy(struct upstream *up, uint32_t strategy)
 {
 	struct upstream *cur;
@@ -327,9 +402,13 @@ int persist_set_strategy(struct upstream *up, uint32_t strategy)
 	cur = upstream_of(atomic_load(&rf_runtime), up->conf->name, strlen(up->conf->name));
 	if (strategy == (cur ? cur : up)->conf->balance) {
 		rc = store_del(P.st, K_UPSTREAM, up->conf->name);
+		if (!rc)
+			share(K_UPSTREAM, up->conf->name, NULL);
 	} else {
 		n = snprintf(buf, sizeof(buf), "{\"balance\":\"%s\"}", config_balance_name(strategy));
 		rc = store_put(P.st, K_UPSTREAM, up->conf->name, buf, (size_t)n);
+		if (!rc)
+			share(K_UPSTREAM, up->conf->name, buf);
 	}
 	if (!rc) {
 		balance_set_strategy(up, strategy);
@@ -357,10 +436,14 @@ int persist_set_server(struct server *s, const uint32_t *weight, const int *drai
 	cur = server_of(atomic_load(&rf_runtime), s->up->conf->name, s->conf->addr.text);
 	if (w == conf_weight(cur ? cur : s) && !d) {
 		rc = store_del(P.st, K_SERVER, id);
+		if (!rc)
+			share(K_SERVER, id, NULL);
 	} else {
 		n = snprintf(buf, sizeof(buf), "{\"weight\":%u,\"drain\":%s}", w,
 			     d ? "true" : "false");
 		rc = store_put(P.st, K_SERVER, id, buf, (size_t)n);
+		if (!rc)
+			share(K_SERVER, id, buf);
 	}
 	if (!rc) {
 		balance_set_weight(s, w);

@@ -54,6 +54,12 @@ int persist_set_server(struct server *s, const uint32_t *weight, const int *drai
  * NULL): record it. Returns 0, -EIO (not recorded), -E2BIG, -ENOMEM. */
 int persist_set_service(const struct service *s, const char *remove);
 
+/* A service, strategy or server record (kind "service", "upstream",
+ * "server") changed on another instance (cluster.h): apply it here and
+ * record it, without sharing it again. <json> NULL: removed. Returns 0,
+ * -ENOENT (not one of these kinds, or nothing it names), -EINVAL. */
+int persist_apply_remote(const char *kind, const char *id, const char *json, size_t len);
+
 /* A reload built <nrt>: apply the stored balancing state to it and take
  * the lock that keeps admin changes out until persist_adopt_done(), which
  * the reload calls once <nrt> is published. */

@@ -277,3 +277,35 @@ def test_failover_skips_dead_addresses_replicas_and_wrong_passwords():
     check(not stats(rf)["connected"])
     rf.stop()
     stop_all(b, replica, primary)
+
+
+def test_services_and_strategy_reach_the_other_instance():
+    """A service registered on A routes on B within a second; a strategy
+    change and a server drain made on B reach A; a new instance loads them;
+    deleting the service on A removes it from B."""
+    r, b, a, bb = stack()
+    extra = Backend()
+    t0 = time.time()
+    res = admin(a, "POST", "/services/orders", [extra.addr])
+    check(res.status == 201, res)
+    check(wait_for(lambda: admin(bb, "GET", "/services/orders").status == 200, 2.0, 0.01),
+          "the service did not reach B")
+    check(time.time() - t0 <= 1.0, "B knew the service after %.2fs" % (time.time() - t0))
+    rr = request(bb.port, "GET", "/orders/x")
+    check(rr.header("X-Handled-By") == "app-server-%d" % extra.port, rr)
+    check(admin(bb, "POST", "/strategy", {"upstream": "app", "balance": "least_conn"}).status == 200)
+    check(wait_for(lambda: admin(a, "GET", "/upstreams/app").json()["balance"] == "least_conn",
+                   1.0), "the strategy did not reach A")
+    res = admin(bb, "PATCH", "/upstreams/app/servers/%s" % b.addr, {"weight": 7})
+    check(res.status == 200, res)
+    check(wait_for(lambda: admin(a, "GET", "/upstreams/app/servers/%s" % b.addr).json()["weight"]
+                   == 7, 1.0), "the weight did not reach A")
+    c3 = cluster_ini(b, r.port, "node-c")
+    check(wait_for(lambda: admin(c3, "GET", "/services/orders").status == 200 and
+                   admin(c3, "GET", "/upstreams/app").json()["balance"] == "least_conn", 3.0),
+          "a new instance did not load the state")
+    check(admin(a, "DELETE", "/services/orders").status == 204)
+    check(wait_for(lambda: admin(bb, "GET", "/services/orders").status == 404 and
+                   admin(c3, "GET", "/services/orders").status == 404, 1.0),
+          "the delete did not reach B and C")
+    stop_all(a, bb, c3, b, extra, r)
