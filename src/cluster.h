@@ -38,8 +38,9 @@ void cluster_publish_purge(struct cluster *cl, uint8_t type, const char *pat, si
 
 /* ---- shared state: the interface a journal can hook into ----
  * A record is (kind, id, JSON of its whole state, or NULL when removed).
- * Kinds so far: "client" (rl_client: capacity, rate_per_sec, tier,
- * client, blocked). */
+ * Kinds: "client" (rl_client: capacity, rate_per_sec, tier, client,
+ * blocked; hash <prefix>clients), and "service", "upstream", "server"
+ * (persist.c's records; hash <prefix>state, fields "KIND ID"). */
 
 /* A record changed on this instance: stored in Redis and announced. */
 void cluster_record_changed(struct cluster *cl, const char *kind, const char *id,
