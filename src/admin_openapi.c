@@ -49,7 +49,8 @@ static const char schemas[] =
 	  ",\"bytes\":" T_INT ",\"entries\":" T_INT ",\"limit\":" T_INT ",\"inserts\":" T_INT
 	  ",\"evictions\":" T_INT ",\"expired\":" T_INT ",\"bypass\":" T_INT "}},"
 	"\"Stats\":{\"type\":\"object\",\"required\":[\"workers\",\"upstreams\"],\"properties\":{"
-	  "\"uptime_s\":" T_INT ",\"generation\":" T_INT ",\"connections\":" T_INT
+	  "\"uptime_s\":" T_INT ",\"io\":{\"type\":\"string\",\"enum\":[\"uring\",\"epoll\"]}"
+	  ",\"generation\":" T_INT ",\"connections\":" T_INT
 	  ",\"totals\":" REF("Worker") ",\"workers\":" ARR(REF("Worker"))
 	  ",\"upstreams\":" ARR(REF("Upstream")) ",\"ratelimit\":" REF("RateLimitStats")
 	  ",\"cache\":" REF("CacheStats") "}},"

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "cache.h"
 #include "config.h"
+#include "io.h"
 #include "proxy_cache.h"
 #include "reload.h"
 #include "listen.h"
@@ -72,28 +73,21 @@ static void notify_ready(const struct rf_config *cfg, uint32_t nworkers)
 
 /* Called once the listeners are bound (ports below 1024 need root or
  * CAP_NET_BIND_SERVICE) and before any worker creates its ring, so that
- * nothing runs as root that does not have to. */
-static int drop_privileges(const struct privdrop *pd)
+ * nothing runs as root that does not have to. Then the event backend is
+ * chosen with the identity the workers will have. */
+static int drop_privileges(const struct privdrop *pd, const struct rf_config *cfg)
 {
 	char err[256];
-	int ret;
 
-	if (!pd->change)
-		return 0;
-	if (privdrop_apply(pd, err, sizeof(err)) < 0) {
-		log_error("msg=\"cannot drop privileges\" error=\"%s\"", err);
-		return -1;
+	if (pd->change) {
+		if (privdrop_apply(pd, err, sizeof(err)) < 0) {
+			log_error("msg=\"cannot drop privileges\" error=\"%s\"", err);
+			return -1;
+		}
+		log_info("msg=\"privileges dropped\" uid=%u gid=%u", (unsigned)getuid(),
+			 (unsigned)getgid());
 	}
-	log_info("msg=\"privileges dropped\" uid=%u gid=%u", (unsigned)getuid(),
-		 (unsigned)getgid());
-	ret = uring_probe_usable();
-	if (ret < 0) {
-		log_error("msg=\"io_uring is not usable after dropping privileges\" uid=%u "
-			  "error=\"%s\" hint=\"see sysctl kernel.io_uring_disabled and kernel.io_uring_group\"",
-			  (unsigned)getuid(), strerror(-ret));
-		return -1;
-	}
-	return 0;
+	return io_choose(cfg->io, pd->change) < 0 ? -1 : 0;
 }
 
 static uint32_t worker_count(const struct rf_config *cfg)
@@ -195,7 +189,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 			fds[i * neps + j] = fd;
 		}
 	}
-	if (drop_privileges(pd) < 0)
+	if (drop_privileges(pd, cfg) < 0)
 		return 1;
 	/* Workers inherit this mask: only the main thread takes signals. */
 	sigemptyset(&set);
@@ -211,8 +205,9 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		started++;
 	}
 	if (started == nworkers) {
-		log_info("msg=\"ringfront started\" version=%s workers=%u listen=%s config=%s",
-			 RF_VERSION, nworkers, cfg->listen[0].text, cfg->path);
+		log_info("msg=\"ringfront started\" version=%s workers=%u io=%s listen=%s config=%s",
+			 RF_VERSION, nworkers, io_backend_name(rf_io_backend),
+			 cfg->listen[0].text, cfg->path);
 		notify_ready(cfg, nworkers);
 		for (;;) {
 			if (sigwait(&set, &sig) != 0)
