@@ -155,6 +155,16 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	int *fds, ret = 0, sig;
 	sigset_t set;
 
+	/* Workers inherit this mask: only the main thread takes signals. It is
+	 * set before the listeners open: a client that sees the port may send
+	 * a signal at once (a reload), which then waits for sigwait() below
+	 * instead of killing a process still starting. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	workers = aligned_alloc(64, ((sizeof(*workers) * nworkers) + 63) & ~(size_t)63);
 	fds = calloc((size_t)nworkers * neps, sizeof(*fds));
 	if (!workers || !fds) {
@@ -191,13 +201,6 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	}
 	if (drop_privileges(pd, cfg) < 0)
 		return 1;
-	/* Workers inherit this mask: only the main thread takes signals. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (i = 0; i < nworkers; i++) {
 		ret = worker_start(&workers[i], (int)i, rt, eps, neps, &fds[i * neps]);
 		if (ret < 0)
