@@ -136,3 +136,36 @@ def test_reload_keeps_the_backend():
     check(stats(aport)["io"] == "epoll")
     check(request(rf.port, "GET", "/users/1").status == 200)
     rf.stop()
+
+
+def test_receive_buffers_run_out_and_come_back():
+    """64 receive buffers, 40 clients each fetching 1 MB and reading nothing
+    for a while: the buffers run out (the multishot receives end with
+    ENOBUFS and wait), then every byte arrives once the clients read. On
+    whichever backend the suite runs (RF_IO)."""
+    import socket
+    b = Backend()
+    rf = Ringfront(config([b.addr], server="recv_buffers = 64\nrecv_buffer_size = 4k"))
+    size = 1 << 20
+    socks = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", rf.port), timeout=20)
+        s.sendall(build_request("GET", "/bytes/%d" % size))
+        socks.append(s)
+    time.sleep(1.0)
+    check(wait_until(lambda: "receive buffers exhausted" in rf.output(), 3.0), rf.output())
+    for s in socks:
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head, body = got.split(b"\r\n\r\n", 1)
+        check(b" 200 " in head.split(b"\r\n")[0], head)
+        n = len(body)
+        while n < size:
+            chunk = s.recv(1 << 18)
+            check(chunk, "connection closed after %d of %d bytes" % (n, size))
+            n += len(chunk)
+        check(n == size, n)
+        s.close()
+    check(request(rf.port, "GET", "/users/1").status == 200)
+    rf.stop()
