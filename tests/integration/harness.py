@@ -111,6 +111,19 @@ class Backend(Proc):
         return json.loads(r.body)
 
 
+def loopback_listen_ports(ini):
+    """The 127.0.0.1 ports of every `listen =` line of <ini>."""
+    ports = []
+    for line in ini.splitlines():
+        t = line.strip()
+        if not t.startswith("listen") or "=" not in t or t.split("=")[0].strip() != "listen":
+            continue
+        for addr in t.split("=", 1)[1].split(";")[0].split():
+            if addr.startswith("127.0.0.1:") and addr.rsplit(":", 1)[1].isdigit():
+                ports.append(int(addr.rsplit(":", 1)[1]))
+    return ports
+
+
 def with_io(ini):
     """<ini> with `io = $RF_IO` in its [server] section, when RF_IO is set and
     the text does not choose a backend itself. The line takes the place of
@@ -156,6 +169,11 @@ class Ringfront(Proc):
         super().__init__(list(wrap) + [RINGFRONT, "-c", self.ini])
         if wait:
             wait_port(self.port, proc=self)
+            # the other loopback listeners (admin, rate-limit and Redis
+            # ports) are opened just after the first one
+            for p in loopback_listen_ports(ini):
+                if p != self.port:
+                    wait_port(p, proc=self)
 
     def stop(self, timeout=15):
         rc = super().stop(timeout)
