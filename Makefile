@@ -44,7 +44,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := build/demo-backend build/fleet
 
-.PHONY: all debug tsan profile release run test test-unit test-integration \
+.PHONY: all debug tsan profile release run test test-unit test-integration test-epoll \
         bench bench-keys bench-resp clean help deps deps-test FORCE
 
 all: ringfront $(TOOL_BINS)
@@ -55,7 +55,9 @@ help:
 	@echo 'make tsan          build with ThreadSanitizer'
 	@echo 'make profile       build with symbols and frame pointers for perf'
 	@echo 'make run           start the demo stack: two demo backends + ringfront on :8080'
-	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize)'
+	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize),'
+	@echo '                   then most integration tests again on the epoll backend'
+	@echo 'make test-epoll    every test on the epoll backend (= make test IO=epoll)'
 	@echo 'make bench         side-by-side benchmark against HAProxy and nginx'
 	@echo 'make bench-keys    memory per rate-limit key against HAProxy and nginx'
 	@echo 'make bench-resp    the Redis-protocol port against redis-server (redis-benchmark)'
@@ -117,8 +119,13 @@ build/fleet: tools/fleet.c
 run: all
 	$(Q)tools/demo.sh
 
+# IO=uring|epoll|auto runs the integration tests on that backend ([server]
+# io of every configuration they start; tests/run.sh).
 test: deps-test all $(UNIT_BINS)
-	$(Q)BUILD=$(BUILD) tests/run.sh $(OUT)/tests
+	$(Q)BUILD=$(BUILD) RF_IO=$(IO) tests/run.sh $(OUT)/tests
+
+test-epoll:
+	$(Q)$(MAKE) --no-print-directory test IO=epoll
 
 test-unit: $(UNIT_BINS)
 	$(Q)BUILD=$(BUILD) tests/run.sh --unit-only $(OUT)/tests

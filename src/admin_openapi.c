@@ -60,7 +60,8 @@ static const char schemas[] =
 	  ",\"snapshot_sequence\":" T_INT ",\"compactions\":" T_INT ",\"dropped_bytes\":" T_INT
 	  ",\"write_errors\":" T_INT "}},"
 	"\"Stats\":{\"type\":\"object\",\"required\":[\"workers\",\"upstreams\"],\"properties\":{"
-	  "\"uptime_s\":" T_INT ",\"generation\":" T_INT ",\"connections\":" T_INT
+	  "\"uptime_s\":" T_INT ",\"io\":{\"type\":\"string\",\"enum\":[\"uring\",\"epoll\"]}"
+	  ",\"generation\":" T_INT ",\"connections\":" T_INT
 	  ",\"totals\":" REF("Worker") ",\"workers\":" ARR(REF("Worker"))
 	  ",\"upstreams\":" ARR(REF("Upstream")) ",\"ratelimit\":" REF("RateLimitStats")
 	  ",\"cache\":" REF("CacheStats") ",\"store\":" REF("StoreStats") "}},"

@@ -10,6 +10,7 @@
 #include "cache.h"
 #include "cluster.h"
 #include "health.h"
+#include "io.h"
 #include "logring.h"
 #include "metrics.h"
 #include "proxy_cache.h"
@@ -183,10 +184,10 @@ void admin_get_stats(struct admin_ctx *x)
 	uint32_t i;
 
 	worker_totals(&t);
-	ob_printf(o, "{\"uptime_s\":%llu,\"generation\":%u,\"connections\":%u,"
+	ob_printf(o, "{\"uptime_s\":%llu,\"io\":\"%s\",\"generation\":%u,\"connections\":%u,"
 		  "\"totals\":{\"accepted\":%llu,\"requests\":%llu,\"errors\":%llu,"
 		  "\"rejected_connections\":%llu,\"active\":%llu},\"workers\":[",
-		  ull(uptime_s()), rt->generation, atomic_load(&rf_total_conns),
+		  ull(uptime_s()), io_backend_name(rf_io_backend), rt->generation, atomic_load(&rf_total_conns),
 		  ull(STAT_GET(t.accepted)), ull(STAT_GET(t.requests)), ull(STAT_GET(t.errors)),
 		  ull(STAT_GET(t.rejected_conns)), ull(STAT_GET(t.active)));
 	for (i = 0; i < rf_nworkers; i++) {

@@ -1,5 +1,6 @@
 /* bufring.c - set-up and tear-down of the provided-buffer ring. liburing
- * 2.3 has no io_uring_setup_buf_ring(), so the ring memory is mapped here. */
+ * 2.3 has no io_uring_setup_buf_ring(), so the ring memory is mapped here;
+ * the epoll backend uses the same ring without registering it. */
 #include <errno.h>
 #include <sys/mman.h>
 #include "common.h"
@@ -37,7 +38,7 @@ int bufring_init(struct bufring *b, struct io_uring *ring, uint32_t nbufs,
 	reg.ring_addr = (uintptr_t)b->br;
 	reg.ring_entries = nbufs;
 	reg.bgid = bgid;
-	ret = io_uring_register_buf_ring(ring, &reg, 0);
+	ret = ring ? io_uring_register_buf_ring(ring, &reg, 0) : 0;
 	if (ret)
 		goto out_fail;
 	for (i = 0; i < nbufs; i++)
@@ -58,7 +59,8 @@ void bufring_destroy(struct bufring *b, struct io_uring *ring)
 {
 	if (!b->br)
 		return;
-	io_uring_unregister_buf_ring(ring, b->bgid);
+	if (ring)
+		io_uring_unregister_buf_ring(ring, b->bgid);
 	munmap(b->br, b->ring_bytes);
 	b->br = NULL;
 	rf_free(&b->base);

@@ -2,10 +2,13 @@
  * The kernel picks a buffer for each receive; ringfront holds it (with a
  * reference count, since one buffer may carry the end of one request and
  * the start of the next) until every byte in it was sent or copied, then
- * hands it back. Returns are batched and published once per loop. */
+ * hands it back. Returns are batched and published once per loop. On the
+ * epoll backend the ring is the same memory, unregistered, and io_epoll.c
+ * consumes it in the kernel's place (bufring_peek/bufring_consume). */
 #ifndef RF_BUFRING_H
 #define RF_BUFRING_H
 
+#include <errno.h>
 #include <liburing.h>
 #include <stdint.h>
 
@@ -20,11 +23,13 @@ struct bufring {
 	uint32_t pending;               /* returned, not yet published */
 	uint32_t avail;                 /* buffers the kernel may use */
 	uint16_t bgid;
+	uint16_t head;                  /* epoll: next ring entry to consume */
 };
 
 /* Map and register the ring with <nbufs> (power of two) buffers of <size>
- * bytes under group <bgid>. Returns 0 or -errno (-ENOMEM, -EINVAL, or the
- * registration error; -ENOMEM/-EPERM may mean RLIMIT_MEMLOCK is low). */
+ * bytes under group <bgid>; with <ring> NULL (epoll) it is not registered.
+ * Returns 0 or -errno (-ENOMEM, -EINVAL, or the registration error;
+ * -ENOMEM/-EPERM may mean RLIMIT_MEMLOCK is low). */
 int bufring_init(struct bufring *b, struct io_uring *ring, uint32_t nbufs,
 		 uint32_t size, uint16_t bgid);
 void bufring_destroy(struct bufring *b, struct io_uring *ring);
@@ -62,6 +67,22 @@ static inline void bufring_commit(struct bufring *b)
 		io_uring_buf_ring_advance(b->br, b->pending);
 		b->pending = 0;
 	}
+}
+
+/* epoll: the buffer the next receive goes into, as the kernel would pick
+ * it (returned buffers count once bufring_commit() published them).
+ * Returns its id, or -ENOBUFS. */
+static inline int bufring_peek(const struct bufring *b)
+{
+	if (b->head == __atomic_load_n(&b->br->tail, __ATOMIC_ACQUIRE))
+		return -ENOBUFS;
+	return b->br->bufs[b->head & b->mask].bid;
+}
+
+/* epoll: the peeked buffer received data; bufring_take() follows. */
+static inline void bufring_consume(struct bufring *b)
+{
+	b->head++;
 }
 
 #endif

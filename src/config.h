@@ -32,6 +32,13 @@ enum rf_balance {
 	RF_BAL_RANDOM2,
 };
 
+/* [server] io: the event backend of the workers (io.h). */
+enum rf_io {
+	RF_IO_AUTO = 0,         /* io_uring, or epoll where io_uring is blocked */
+	RF_IO_URING,
+	RF_IO_EPOLL,
+};
+
 enum rf_log_level {
 	RF_LOG_ERROR = 0,
 	RF_LOG_WARN,
@@ -236,6 +243,7 @@ struct rf_config {
 	uint64_t max_body_size;          /* bytes -> 413 beyond; 0 = unlimited */
 	uint32_t recv_buffers;           /* provided receive buffers per worker */
 	uint32_t recv_buffer_size;       /* bytes each */
+	uint32_t io;                     /* enum rf_io */
 	uint32_t log_level;              /* enum rf_log_level */
 	char *log_file;                  /* owned; NULL = stderr */
 	char *access_log;                /* owned; NULL = off */

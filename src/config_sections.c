@@ -17,6 +17,7 @@
 #define UPS(f, T) OFF(struct rf_upstream_conf, f, T)
 
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const io_names[] = { "auto", "uring", "epoll", NULL };   /* enum rf_io */
 
 /* Grow a boot-time array so that index n fits; new slots are zeroed. */
 static void *grow(void *arr, uint32_t n, uint32_t *cap, size_t size)
@@ -62,6 +63,9 @@ static const struct key_def server_keys[] = {
 	  .flags = KF_POW2 },
 	{ .name = "recv_buffer_size", KT_SIZE32, SRV(recv_buffer_size, uint32_t), 4 << 10, 1 << 20,
 	  "16k", "size of each receive buffer, 4k..1m" },
+	{ .name = "io", KT_ENUM, SRV(io, uint32_t), 0, 0, "auto",
+	  "event backend: uring, epoll, or auto = io_uring unless it is blocked (seccomp), then epoll",
+	  .names = io_names },
 	{ .name = "log_level", KT_ENUM, SRV(log_level, uint32_t), 0, 0, "info",
 	  "error, warn, info or debug", .names = log_level_names },
 	{ .name = "log_file", KT_STRING, SRV(log_file, char *), 0, 0, "",

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "health.h"
 #include "healthcheck.h"
+#include "io.h"
 #include "worker.h"
 
 /* Checks of one worker that may be in flight at once (the rest wait a
@@ -51,13 +52,11 @@ struct hcheck {
 
 static void hc_on_timer(struct timer *t);
 
-static struct io_uring_sqe *hc_sqe(struct hcheck *hc)
+/* The user_data of the check's next operation, counted in flight. */
+static uint64_t hc_op(struct hcheck *hc)
 {
-	struct io_uring_sqe *sqe = worker_sqe(hc->w);
-
-	io_uring_sqe_set_data64(sqe, op_data(hc, OP_HCHECK));
 	hc->inflight++;
-	return sqe;
+	return op_data(hc, OP_HCHECK);
 }
 
 static void hc_schedule(struct hcheck *hc, uint64_t ms)
@@ -70,19 +69,13 @@ static void hc_schedule(struct hcheck *hc, uint64_t ms)
 static void hc_finish(struct hcheck *hc, int ok)
 {
 	struct worker *w = hc->w;
-	struct io_uring_sqe *sqe;
+	int cancel = hc->inflight != 0;
 
 	timer_cancel(&w->wheel, &hc->timer);
 	if (!w->stopping && hc->uc)
 		health_check_result(hc->srv, ok, w->wheel.now);
 	hc->stage = HC_CLOSING;
-	if (hc->inflight) {
-		sqe = worker_sqe(w);
-		io_uring_prep_cancel_fd(sqe, hc->fd, IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
-		sqe->flags |= IOSQE_IO_HARDLINK;
-	}
-	io_uring_prep_close(hc_sqe(hc), hc->fd);
+	io_close(w, hc->fd, cancel, hc_op(hc));
 	hc->fd = -1;
 	w->hc_running--;
 }
@@ -97,7 +90,7 @@ static void hc_start(struct hcheck *hc)
 		hc_schedule(hc, HC_RETRY_MS);
 		return;
 	}
-	hc->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	hc->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | io_sock_flags(w), 0);
 	if (hc->fd < 0) {
 		/* Out of descriptors says nothing about the server: try later. */
 		hc_schedule(hc, hc->uc->health_interval_ms);
@@ -107,7 +100,7 @@ static void hc_start(struct hcheck *hc)
 	w->hc_running++;
 	hc->stage = HC_CONNECT;
 	hc->got = 0;
-	io_uring_prep_connect(hc_sqe(hc), hc->fd, (const struct sockaddr *)&a->ss, a->len);
+	io_connect(w, hc->fd, (const struct sockaddr *)&a->ss, a->len, hc_op(hc));
 	hc_schedule(hc, hc->uc->health_timeout_ms);
 }
 
@@ -143,7 +136,7 @@ void hcheck_on_cqe(void *obj, struct io_uring_cqe *cqe)
 	switch (hc->stage) {
 	case HC_CONNECT:
 		hc->stage = HC_SEND;
-		io_uring_prep_send(hc_sqe(hc), hc->fd, hc->req, hc->req_len, MSG_NOSIGNAL);
+		io_send(hc->w, hc->fd, hc->req, hc->req_len, hc_op(hc));
 		break;
 	case HC_SEND:
 		if ((uint16_t)res != hc->req_len) {
@@ -151,7 +144,7 @@ void hcheck_on_cqe(void *obj, struct io_uring_cqe *cqe)
 			break;
 		}
 		hc->stage = HC_RECV;
-		io_uring_prep_recv(hc_sqe(hc), hc->fd, hc->buf, sizeof(hc->buf), 0);
+		io_recv(hc->w, hc->fd, hc->buf, sizeof(hc->buf), hc_op(hc));
 		break;
 	case HC_RECV:
 		hc->got += (uint16_t)res;
@@ -160,8 +153,8 @@ void hcheck_on_cqe(void *obj, struct io_uring_cqe *cqe)
 			hc_finish(hc, ok > 0);
 			break;
 		}
-		io_uring_prep_recv(hc_sqe(hc), hc->fd, hc->buf + hc->got,
-				   sizeof(hc->buf) - hc->got, 0);
+		io_recv(hc->w, hc->fd, hc->buf + hc->got, sizeof(hc->buf) - hc->got,
+			hc_op(hc));
 		break;
 	default:
 		break;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "common.h"
 #include "http_rewrite.h"
+#include "io.h"
 #include "proxy_cache.h"
 #include "worker.h"
 
@@ -86,7 +87,6 @@ int link_acquire(struct conn *c, struct server *srv, struct link **out)
 	struct worker *w = c->s.w;
 	struct link_pool *p = &w->pools[srv->id];
 	const struct rf_addr *addr = &srv->conf->addr;
-	struct io_uring_sqe *sqe;
 	struct link *l = p->head;
 	int fd, one = 1;
 
@@ -96,7 +96,7 @@ int link_acquire(struct conn *c, struct server *srv, struct link **out)
 		l->reused = 1;
 		goto attach;
 	}
-	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | io_sock_flags(w), 0);
 	if (fd < 0)
 		return errno == ENOMEM || errno == ENOBUFS ? -ENOMEM : -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -109,9 +109,8 @@ int link_acquire(struct conn *c, struct server *srv, struct link **out)
 	sock_init(&l->s, w, fd, SOCK_LINK, link_on_timer);
 	l->srv = srv;
 	link_set_state(l, LINK_ST_CONNECTING);
-	sqe = worker_sqe(w);
-	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&addr->ss, addr->len);
-	io_uring_sqe_set_data64(sqe, op_data(&l->s, OP_CONNECT));
+	io_connect(w, fd, (const struct sockaddr *)&addr->ss, addr->len,
+		   op_data(&l->s, OP_CONNECT));
 	l->s.inflight++;
 	timer_set(&w->wheel, &l->s.timer, c->up->conf->connect_timeout_ms);
 attach:

@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "cluster.h"
 #include "config.h"
+#include "io.h"
 #include "proxy_cache.h"
 #include "reload.h"
 #include "listen.h"
@@ -78,28 +79,21 @@ static void notify_ready(const struct rf_config *cfg, uint32_t nworkers)
 
 /* Called once the listeners are bound (ports below 1024 need root or
  * CAP_NET_BIND_SERVICE) and before any worker creates its ring, so that
- * nothing runs as root that does not have to. */
-static int drop_privileges(const struct privdrop *pd)
+ * nothing runs as root that does not have to. Then the event backend is
+ * chosen with the identity the workers will have. */
+static int drop_privileges(const struct privdrop *pd, const struct rf_config *cfg)
 {
 	char err[256];
-	int ret;
 
-	if (!pd->change)
-		return 0;
-	if (privdrop_apply(pd, err, sizeof(err)) < 0) {
-		log_error("msg=\"cannot drop privileges\" error=\"%s\"", err);
-		return -1;
+	if (pd->change) {
+		if (privdrop_apply(pd, err, sizeof(err)) < 0) {
+			log_error("msg=\"cannot drop privileges\" error=\"%s\"", err);
+			return -1;
+		}
+		log_info("msg=\"privileges dropped\" uid=%u gid=%u", (unsigned)getuid(),
+			 (unsigned)getgid());
 	}
-	log_info("msg=\"privileges dropped\" uid=%u gid=%u", (unsigned)getuid(),
-		 (unsigned)getgid());
-	ret = uring_probe_usable();
-	if (ret < 0) {
-		log_error("msg=\"io_uring is not usable after dropping privileges\" uid=%u "
-			  "error=\"%s\" hint=\"see sysctl kernel.io_uring_disabled and kernel.io_uring_group\"",
-			  (unsigned)getuid(), strerror(-ret));
-		return -1;
-	}
-	return 0;
+	return io_choose(cfg->io, pd->change) < 0 ? -1 : 0;
 }
 
 static uint32_t worker_count(const struct rf_config *cfg)
@@ -186,6 +180,16 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	char err[512];
 	sigset_t set;
 
+	/* Workers inherit this mask: only the main thread takes signals. It is
+	 * set before the listeners open: a client that sees the port may send
+	 * a signal at once (a reload), which then waits for sigwait() below
+	 * instead of killing a process still starting. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	workers = aligned_alloc(64, ((sizeof(*workers) * nworkers) + 63) & ~(size_t)63);
 	fds = calloc((size_t)nworkers * neps, sizeof(*fds));
 	if (!workers || !fds) {
@@ -231,17 +235,10 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 			fds[i * neps + j] = fd;
 		}
 	}
-	if (drop_privileges(pd) < 0)
+	if (drop_privileges(pd, cfg) < 0)
 		return 1;
 	if (persist_check_writable(err, sizeof(err)) < 0)
 		return store_failed(err, workers, fds, (size_t)nworkers * neps);
-	/* Workers inherit this mask: only the main thread takes signals. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (i = 0; i < nworkers; i++) {
 		ret = worker_start(&workers[i], (int)i, rt, eps, neps, &fds[i * neps]);
 		if (ret < 0)
@@ -249,8 +246,9 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		started++;
 	}
 	if (started == nworkers) {
-		log_info("msg=\"ringfront started\" version=%s workers=%u listen=%s config=%s",
-			 RF_VERSION, nworkers, cfg->listen[0].text, cfg->path);
+		log_info("msg=\"ringfront started\" version=%s workers=%u io=%s listen=%s config=%s",
+			 RF_VERSION, nworkers, io_backend_name(rf_io_backend),
+			 cfg->listen[0].text, cfg->path);
 		notify_ready(cfg, nworkers);
 		for (;;) {
 			/* a signal, or once a second the store's compaction */

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "log.h"
+#include "io.h"
 #include "redis_conn.h"
 #include "worker.h"
 
@@ -37,13 +38,11 @@ const char *rconn_state_str(uint8_t state)
 	return "unknown";
 }
 
-static struct io_uring_sqe *op_sqe(struct rconn *c, int kind)
+/* The user_data of an operation of <kind>, counted in flight. */
+static uint64_t op_ud(struct rconn *c, int kind)
 {
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-
-	io_uring_sqe_set_data64(sqe, op_data(&c->ops[kind], OP_REDIS));
 	c->inflight++;
-	return sqe;
+	return op_data(&c->ops[kind], OP_REDIS);
 }
 
 static uint64_t now_ms(const struct rconn *c)
@@ -56,15 +55,14 @@ static void start_connect(struct rconn *c)
 	const struct rf_addr *a = &c->addrs[c->cur];
 	int one = 1;
 
-	c->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | io_sock_flags(c->w), 0);
 	c->state = RCONN_ST_CONNECTING;
 	if (c->fd < 0) {
 		fail(c, "socket() failed");
 		return;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	io_uring_prep_connect(op_sqe(c, K_CONNECT), c->fd, (const struct sockaddr *)&a->ss,
-			      a->len);
+	io_connect(c->w, c->fd, (const struct sockaddr *)&a->ss, a->len, op_ud(c, K_CONNECT));
 	timer_set(&c->w->wheel, &c->timer, c->timeout_ms);
 }
 
@@ -85,8 +83,8 @@ static void flush(struct rconn *c)
 		c->out_off = 0;
 	}
 	c->sending = 1;
-	io_uring_prep_send(op_sqe(c, K_SEND), c->fd, c->out.p + c->out_off,
-			   c->out.len - c->out_off, MSG_NOSIGNAL);
+	io_send(c->w, c->fd, c->out.p + c->out_off, (uint32_t)(c->out.len - c->out_off),
+		op_ud(c, K_SEND));
 }
 
 static void arm_recv(struct rconn *c)
@@ -97,8 +95,8 @@ static void arm_recv(struct rconn *c)
 		return;
 	}
 	c->recv_armed = 1;
-	io_uring_prep_recv(op_sqe(c, K_RECV), c->fd, c->in.p + c->in.len,
-			   c->in.cap - c->in.len, 0);
+	io_recv(c->w, c->fd, c->in.p + c->in.len, (uint32_t)(c->in.cap - c->in.len),
+		op_ud(c, K_RECV));
 }
 
 static int queue_push(struct rconn *c, rconn_reply_fn fn, void *arg)
@@ -289,7 +287,6 @@ static void closed(struct rconn *c)
  * later (the next address first). */
 static void fail(struct rconn *c, const char *why)
 {
-	struct io_uring_sqe *sqe;
 	if (c->state == RCONN_ST_IDLE || c->state == RCONN_ST_STOPPED ||
 	    c->state == RCONN_ST_CLOSING)
 		return;
@@ -297,13 +294,9 @@ static void fail(struct rconn *c, const char *why)
 	c->state = RCONN_ST_CLOSING;
 	timer_cancel(&c->w->wheel, &c->timer);
 	if (c->fd >= 0) {
-		if (c->inflight) {
-			sqe = worker_sqe(c->w);
-			io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-			io_uring_sqe_set_data64(sqe, OP_IGNORE);
-			sqe->flags |= IOSQE_IO_HARDLINK;
-		}
-		io_uring_prep_close(op_sqe(c, K_CLOSE), c->fd);
+		int pending = c->inflight != 0;
+
+		io_close(c->w, c->fd, pending, op_ud(c, K_CLOSE));
 		c->fd = -1;
 	}
 	c->in.len = 0;

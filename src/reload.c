@@ -37,6 +37,7 @@ static void warn_restart_only(const struct rf_config *a, const struct rf_config 
 		F("[server] max_uri_size", max_uri_size),
 		F("[server] recv_buffers", recv_buffers),
 		F("[server] recv_buffer_size", recv_buffer_size),
+		F("[server] io", io),
 		F("[admin] listen", admin.listen),
 		F("[ratelimit]", ratelimit.enabled),
 		F("[cache]", cache.enabled),

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include "common.h"
 #include "cache.h"
+#include "io.h"
 #include "worker.h"
 
 struct chunk *chunk_get(struct worker *w)
@@ -222,13 +223,7 @@ void sock_init(struct sock *s, struct worker *w, int fd, enum sock_kind kind,
 
 void sock_arm_recv(struct sock *s)
 {
-	struct worker *w = s->w;
-	struct io_uring_sqe *sqe = worker_sqe(w);
-
-	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = w->bufs.bgid;
-	io_uring_sqe_set_data64(sqe, op_data(s, OP_RECV));
+	io_recv_multishot(s->w, s->fd, op_data(s, OP_RECV));
 	s->inflight++;
 	s->rd_armed = 1;
 	s->rd_cancelled = 0;
@@ -244,10 +239,7 @@ void sock_update_reading(struct sock *s)
 		if (!s->rd_armed && !s->rd_starved)
 			sock_arm_recv(s);
 	} else if (s->rd_armed && !s->rd_cancelled && !s->closing) {
-		struct io_uring_sqe *sqe = worker_sqe(s->w);
-
-		io_uring_prep_cancel64(sqe, op_data(s, OP_RECV), 0);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		io_cancel(s->w, s->fd, op_data(s, OP_RECV));
 		s->rd_cancelled = 1;
 	}
 }
@@ -267,16 +259,14 @@ void sock_rearm_starved(struct worker *w)
 
 void sock_flush(struct sock *s)
 {
-	struct io_uring_sqe *sqe;
 	struct seg *sg;
 	unsigned n = 0;
 
 	if (s->sending || s->closing || !s->out.head)
 		return;
-	sqe = worker_sqe(s->w);
 	sg = s->out.head;
 	if (!sg->next) {
-		io_uring_prep_send(sqe, s->fd, sg->p, sg->len, MSG_NOSIGNAL);
+		io_send(s->w, s->fd, sg->p, sg->len, op_data(s, OP_SEND));
 	} else {
 		for (; sg && n < IOV_MAX_SEND; sg = sg->next, n++) {
 			s->iov[n].iov_base = (void *)sg->p;
@@ -285,9 +275,8 @@ void sock_flush(struct sock *s)
 		memset(&s->msg, 0, sizeof(s->msg));
 		s->msg.msg_iov = s->iov;
 		s->msg.msg_iovlen = n;
-		io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+		io_sendmsg(s->w, s->fd, &s->msg, op_data(s, OP_SEND));
 	}
-	io_uring_sqe_set_data64(sqe, op_data(s, OP_SEND));
 	s->inflight++;
 	s->sending = 1;
 }
@@ -297,7 +286,6 @@ void sock_flush(struct sock *s)
 void sock_close(struct sock *s)
 {
 	struct worker *w = s->w;
-	struct io_uring_sqe *sqe;
 
 	if (s->closing)
 		return;
@@ -305,15 +293,7 @@ void sock_close(struct sock *s)
 	timer_cancel(&w->wheel, &s->timer);
 	if (s->fd < 0)
 		return;
-	if (s->rd_armed || s->sending) {
-		sqe = worker_sqe(w);
-		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
-		sqe->flags |= IOSQE_IO_HARDLINK;
-	}
-	sqe = worker_sqe(w);
-	io_uring_prep_close(sqe, s->fd);
-	io_uring_sqe_set_data64(sqe, op_data(s, OP_CLOSE));
+	io_close(w, s->fd, s->rd_armed || s->sending, op_data(s, OP_CLOSE));
 	s->inflight++;
 	s->fd = -1;
 }

@@ -1,8 +1,11 @@
 /* worker.c - one thread per core: it owns an io_uring, a provided-buffer
  * ring, SO_REUSEPORT listeners with multishot accept, and every connection
  * it accepts. The loop submits all queued SQEs and waits in one
- * io_uring_enter, handles every CQE, then runs due timers. */
+ * io_uring_enter, handles every CQE, then runs due timers. On the epoll
+ * backend (io.h) the wait is an epoll_wait and the CQEs are synthesised,
+ * but they go through the same dispatch(). */
 #include <errno.h>
+#include <fcntl.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
@@ -11,6 +14,7 @@
 #include "cache.h"
 #include "cluster.h"
 #include "healthcheck.h"
+#include "io.h"
 #include "redis_conn.h"
 #include "proxy_cache.h"
 #include "worker.h"
@@ -74,21 +78,41 @@ static int ring_setup(struct worker *w)
 	return 0;
 }
 
+/* The epoll backend: an epoll set, and the descriptors it runs accept
+ * and read on made non-blocking (sockets the worker creates or accepts
+ * are born so). */
+static int epoll_setup(struct worker *w, const int *listen_fds, unsigned neps)
+{
+	unsigned i;
+	int ret;
+
+	ret = io_ep_create(&w->ep, &w->bufs);
+	if (ret < 0) {
+		log_error("msg=\"epoll setup failed\" error=%d", -ret);
+		return ret;
+	}
+	for (i = 0; i <= neps; i++) {
+		int fd = i < neps ? listen_fds[i] : w->wake_fd;
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			ret = -errno;
+			log_error("msg=\"cannot make a descriptor non-blocking\" error=%d", -ret);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static void listener_arm(struct listener *ls)
 {
-	struct io_uring_sqe *sqe = worker_sqe(ls->w);
-
-	io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, op_data(ls, OP_ACCEPT));
+	io_accept_multishot(ls->w, ls->fd, op_data(ls, OP_ACCEPT));
 	ls->armed = 1;
 }
 
 static void wake_arm(struct worker *w)
 {
-	struct io_uring_sqe *sqe = worker_sqe(w);
-
-	io_uring_prep_read(sqe, w->wake_fd, &w->wake_val, sizeof(w->wake_val), 0);
-	io_uring_sqe_set_data64(sqe, op_data(w, OP_WAKE));
+	io_read(w, w->wake_fd, &w->wake_val, sizeof(w->wake_val), op_data(w, OP_WAKE));
 	w->wake_armed = 1;
 }
 
@@ -265,17 +289,10 @@ static void worker_begin_stop(struct worker *w)
 	w->stopping = 1;
 	for (i = 0; i < w->nlisteners; i++) {
 		struct listener *ls = &w->listeners[i];
-		struct io_uring_sqe *sqe;
 
 		if (ls->fd < 0)
 			continue;
-		sqe = worker_sqe(w);
-		io_uring_prep_cancel_fd(sqe, ls->fd, IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
-		sqe->flags |= IOSQE_IO_HARDLINK;
-		sqe = worker_sqe(w);
-		io_uring_prep_close(sqe, ls->fd);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		io_close(w, ls->fd, 1, OP_IGNORE);
 		ls->fd = -1;
 	}
 	conn_shutdown_idle(w);
@@ -387,13 +404,13 @@ static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
 
 static void worker_loop(struct worker *w)
 {
-	struct io_uring_cqe *cqe;
+	struct io_uring_cqe *cqe, *batch = NULL;
 	uint64_t last_flush = 0;
 
 	for (;;) {
 		struct __kernel_timespec ts, *tsp = NULL;
 		int64_t next = timer_next_ms(&w->wheel);
-		unsigned head, n = 0;
+		unsigned head, n = 0, i;
 		int ret;
 
 		if (w->alog && w->alog->len)
@@ -409,15 +426,23 @@ static void worker_loop(struct worker *w)
 			next = next < 0 || next > sweep ? sweep : next;
 			cache_offline(rf_cache, w->id);
 		}
-		if (next >= 0) {
-			ts.tv_sec = next / 1000;
-			ts.tv_nsec = (next % 1000) * 1000000;
-			tsp = &ts;
-		}
-		ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
-		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
-			log_error("msg=\"io_uring wait failed\" error=%d", -ret);
-			break;
+		if (unlikely(w->ep != NULL)) {
+			ret = io_ep_wait(w->ep, next, &batch, &n);
+			if (ret < 0) {
+				log_error("msg=\"epoll wait failed\" error=%d", -ret);
+				break;
+			}
+		} else {
+			if (next >= 0) {
+				ts.tv_sec = next / 1000;
+				ts.tv_nsec = (next % 1000) * 1000000;
+				tsp = &ts;
+			}
+			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
+			if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+				log_error("msg=\"io_uring wait failed\" error=%d", -ret);
+				break;
+			}
 		}
 		w->now_us = rl_now_us();
 		w->wheel.now = w->now_us / 1000;
@@ -428,11 +453,16 @@ static void worker_loop(struct worker *w)
 		if (unlikely(atomic_load_explicit(&rf_runtime, memory_order_acquire) != w->rt) &&
 		    !w->stopping)
 			worker_switch_runtime(w, atomic_load(&rf_runtime));
-		io_uring_for_each_cqe(&w->ring, head, cqe) {
-			dispatch(w, cqe);
-			n++;
+		if (unlikely(w->ep != NULL)) {
+			for (i = 0; i < n; i++)
+				dispatch(w, &batch[i]);
+		} else {
+			io_uring_for_each_cqe(&w->ring, head, cqe) {
+				dispatch(w, cqe);
+				n++;
+			}
+			io_uring_cq_advance(&w->ring, n);
 		}
-		io_uring_cq_advance(&w->ring, n);
 		if (!w->stopping && atomic_load(&rf_stop_requested))
 			worker_begin_stop(w);
 		hcheck_reap(w);
@@ -467,16 +497,24 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 	uint32_t i, per_worker;
 	int ret;
 
-	ret = ring_setup(w);
-	w->ring_ready = ret == 0;
-	if (ret < 0) {
-		log_error("msg=\"io_uring setup failed\" error=%d hint=\"%s\"", -ret,
-			  ret == -EPERM || ret == -ENOSYS ?
-			  "io_uring is disabled or blocked here (kernel.io_uring_disabled, seccomp)" :
-			  ret == -ENOMEM ? "raise RLIMIT_MEMLOCK (ulimit -l)" : "");
-		return ret;
+	if (rf_io_backend == RF_IO_EPOLL) {
+		ret = epoll_setup(w, listen_fds, neps);
+		if (ret < 0)
+			return ret;
+	} else {
+		ret = ring_setup(w);
+		w->ring_ready = ret == 0;
+		if (ret < 0) {
+			log_error("msg=\"io_uring setup failed\" error=%d hint=\"%s\"", -ret,
+				  ret == -EPERM || ret == -ENOSYS ?
+				  "io_uring is disabled or blocked here (kernel.io_uring_disabled, "
+				  "seccomp): set [server] io = auto or epoll" :
+				  ret == -ENOMEM ? "raise RLIMIT_MEMLOCK (ulimit -l)" : "");
+			return ret;
+		}
 	}
-	ret = bufring_init(&w->bufs, &w->ring, cfg->recv_buffers, cfg->recv_buffer_size, 0);
+	ret = bufring_init(&w->bufs, w->ring_ready ? &w->ring : NULL, cfg->recv_buffers,
+			   cfg->recv_buffer_size, 0);
 	if (ret < 0) {
 		log_error("msg=\"buffer ring setup failed\" error=%d buffers=%u size=%u hint=\"%s\"",
 			  -ret, cfg->recv_buffers, cfg->recv_buffer_size,
@@ -531,6 +569,10 @@ static void worker_destroy(struct worker *w)
 	if (w->ring_ready) {
 		bufring_destroy(&w->bufs, &w->ring);
 		io_uring_queue_exit(&w->ring);
+	} else {
+		bufring_destroy(&w->bufs, NULL);
+		io_ep_destroy(w->ep);
+		w->ep = NULL;
 	}
 	pool_destroy(&w->conn_pool);
 	pool_destroy(&w->link_pool_mem);

@@ -1,7 +1,8 @@
-/* worker.h - the per-core worker: its io_uring, listeners, buffer ring,
- * pools, timer wheel, and the two kinds of sockets it drives - client
- * connections (conn.c) and backend links (link.c) - which share the byte
- * stream machinery of stream.c. Nothing here is shared between workers. */
+/* worker.h - the per-core worker: its io_uring (or epoll: io.h),
+ * listeners, buffer ring, pools, timer wheel, and the two kinds of sockets
+ * it drives - client connections (conn.c) and backend links (link.c) -
+ * which share the byte stream machinery of stream.c. Nothing here is
+ * shared between workers. */
 #ifndef RF_WORKER_H
 #define RF_WORKER_H
 
@@ -268,8 +269,11 @@ struct rt_use {
 	struct rt_use *next;
 };
 
+struct io_ep;
+
 struct worker {
-	struct io_uring ring;
+	struct io_uring ring;           /* unused on the epoll backend */
+	struct io_ep *ep;               /* owned: the epoll backend, NULL on io_uring */
 	struct bufring bufs;
 	struct timer_wheel wheel;
 	struct runtime *rt;             /* current runtime; the worker holds a ref */

@@ -34,12 +34,15 @@ BOUND_PCT = 90.0
 TIE = 0.15
 
 PEERS = ("haproxy", "nginx")
-TARGET_ORDER = ("ringfront", "ringfront-lt", "haproxy", "nginx", "direct")
+TARGET_ORDER = ("ringfront", "ringfront-epoll", "ringfront-lt", "haproxy", "nginx", "direct")
 # ringfront's rows that get a ratio against the best peer. ringfront-lt is
-# ringfront with balance = least_time (slow scenario only).
-OURS = ("ringfront", "ringfront-lt")
+# ringfront with balance = least_time (slow scenario only); ringfront-epoll
+# is ringfront with [server] io = epoll (run.sh --io both|epoll), whose row
+# also notes its CPU per request against ringfront's (io_uring).
+OURS = ("ringfront", "ringfront-epoll", "ringfront-lt")
 # Row labels in the scenarios that balance by load (unit "share").
 SHARE_LABELS = {"ringfront": "ringfront least_conn", "ringfront-lt": "ringfront least_time",
+                "ringfront-epoll": "ringfront-epoll least_conn",
                 "haproxy": "haproxy leastconn", "nginx": "nginx least_conn"}
 # The 429 scenario is valid only if (almost) every response was a 429.
 MIN_429_SHARE = 0.99
@@ -529,6 +532,21 @@ def cmd_report(argv):
                 out.append(mo / min(mp))
             return out
 
+        def ratios_between(a, b, key):
+            """Per-repeat ratio of <a>'s figure <key> to <b>'s, as ratios_of."""
+            out = []
+            for rep in sorted({r["rep"] for r in sr}):
+                x = [r[key] for r in by_t.get(a, []) if r["rep"] == rep]
+                y = [r[key] for r in by_t.get(b, []) if r["rep"] == rep]
+                if x and y and x[0] and y[0]:
+                    out.append(x[0] / y[0])
+            if not out:
+                mx = med([r[key] for r in by_t.get(a, [])])
+                my = med([r[key] for r in by_t.get(b, [])])
+                if mx and my:
+                    out.append(mx / my)
+            return out
+
         def ratio_cell(rs_, judge=True):
             if not rs_:
                 return "—"
@@ -594,6 +612,12 @@ def cmd_report(argv):
             if any(invalid(r) for r in everyrun):
                 notes.append("**%d run(s) FAILED: not served from the cache**, left out"
                              % sum(1 for r in everyrun if invalid(r)))
+            if t == "ringfront-epoll":
+                eu = ratios_between(t, "ringfront", "cpu_us_req")
+                if eu:
+                    notes.append("CPU µs/req ÷ ringfront (io_uring): **%.2f**%s" % (
+                        statistics.median(eu),
+                        " (%.2f–%.2f)" % (min(eu), max(eu)) if len(eu) > 1 else ""))
             if len(rs) < len([r for r in everyrun if not invalid(r)]):
                 notes.append("medians of the %d clean runs" % len(rs))
             elif len(rs) > 0 and all(noisy(r) for r in rs):

@@ -10,6 +10,7 @@
 #
 # Usage: bench/wrk/run.sh [--duration S] [--repeat N] [--scenarios a,b|all]
 #                         [--targets ringfront,haproxy,nginx,direct]
+#                         [--io uring|epoll|both]
 #                         [--whole-machine] [--quick] [--quiet-wait S]
 #                         [--quiet-budget S] [--keep] [--list]
 #        bench/wrk/run.sh --serve ringfront|haproxy|nginx|backends [--serve-for S]
@@ -31,6 +32,7 @@ DURATION=5
 REPEAT=3
 SCENARIOS=keepalive,close,64k
 TARGETS=ringfront,haproxy,nginx,direct
+IO=uring
 WHOLE=0
 KEEP=0
 SERVE=
@@ -75,7 +77,13 @@ Options:
   --repeat N          runs per scenario and target; medians are reported (default $REPEAT)
   --scenarios LIST    comma-separated scenario names (--list), or "all" for every
                       one of them (default $SCENARIOS)
-  --targets LIST      from ringfront,haproxy,nginx,direct (default all four)
+  --targets LIST      from ringfront,haproxy,nginx,direct (default all four),
+                      and ringfront-epoll (ringfront with [server] io = epoll)
+  --io uring|epoll|both
+                      ringfront's event backend: uring runs "ringfront" as
+                      configured (io = auto: io_uring where it is allowed),
+                      epoll runs "ringfront-epoll" in its place, both runs
+                      the two side by side (default $IO)
   --whole-machine     no pinning: ringfront workers=auto, HAProxy nbthread 2,
                       nginx worker_processes 2, wrk -t2 on both CPUs
   --quick             smoke test: 1 s runs, 1 repeat, no --quiet-wait
@@ -118,6 +126,8 @@ while (($#)); do
 	--scenarios=*) SCENARIOS=${1#*=} ;;
 	--targets) TARGETS=${2:?}; shift ;;
 	--targets=*) TARGETS=${1#*=} ;;
+	--io) IO=${2:?}; shift ;;
+	--io=*) IO=${1#*=} ;;
 	--whole-machine) WHOLE=1 ;;
 	--quick) DURATION=1; REPEAT=1; QUIET_WAIT=0 ;;
 	--quiet-wait) QUIET_WAIT=${2:?}; shift ;;
@@ -150,13 +160,21 @@ for s in "${RUN_SCENARIOS[@]}"; do
 done
 case $SERVE in
 ''|backends) ;;
-ringfront|haproxy|nginx) TARGETS=$SERVE ;;
-*) die "--serve takes ringfront, haproxy, nginx or backends" ;;
+ringfront|ringfront-epoll|haproxy|nginx) TARGETS=$SERVE ;;
+*) die "--serve takes ringfront, ringfront-epoll, haproxy, nginx or backends" ;;
 esac
 [[ $SERVE_FOR =~ ^[1-9][0-9]*$ ]] || die "--serve-for takes seconds"
+case $IO in
+uring) ;;
+epoll) TARGETS=$(sed -E 's/(^|,)ringfront(,|$)/\1ringfront-epoll\2/' <<<"$TARGETS") ;;
+both|uring,epoll|epoll,uring)
+	[[ ,$TARGETS, == *,ringfront-epoll,* ]] \
+		|| TARGETS=$(sed -E 's/(^|,)ringfront(,|$)/\1ringfront,ringfront-epoll\2/' <<<"$TARGETS") ;;
+*) die "--io takes uring, epoll or both" ;;
+esac
 IFS=, read -r -a RUN_TARGETS <<<"$TARGETS"
 for t in "${RUN_TARGETS[@]}"; do
-	case $t in ringfront|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
+	case $t in ringfront|ringfront-epoll|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
 done
 # The slow scenario needs the demo backend (built by make with ringfront).
 WANT_SLOW=0
@@ -386,6 +404,22 @@ ringfront_cfg "${BE_PORTS[1]}" "" "
 [cache]
 memory = 64m
 " >"$TMP/ringfront/ringfront-cache.ini"
+# ringfront-epoll: each of them with the epoll event backend.
+mkdir -p "$TMP/ringfront-epoll"
+for f in "$TMP"/ringfront/ringfront*.ini; do
+	sed 's/^\[server\]$/[server]\nio = epoll/' "$f" >"$TMP/ringfront-epoll/${f##*/}"
+done
+
+# wanted TARGET SCENARIO: TARGET runs in SCENARIO. ringfront-lt (ringfront
+# with balance = least_time, in the slow scenario) comes with ringfront;
+# ringfront-epoll runs wherever ringfront is a target.
+wanted() {
+	case $1 in
+	ringfront-lt) [[ " ${RUN_TARGETS[*]} " == *" ringfront "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]] ;;
+	ringfront-epoll) [[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" ringfront "* ]] ;;
+	*) [[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]] ;;
+	esac
+}
 
 # cfg_path TARGET SCENARIO: the configuration file of that run.
 cfg_path() {
@@ -393,6 +427,8 @@ cfg_path() {
 	ringfront) CFG=$TMP/ringfront/ringfront.ini
 		[[ -f $TMP/ringfront/ringfront-$2.ini ]] && CFG=$TMP/ringfront/ringfront-$2.ini ;;
 	ringfront-lt) CFG=$TMP/ringfront/ringfront-$2-lt.ini ;;
+	ringfront-epoll) CFG=$TMP/ringfront-epoll/ringfront.ini
+		[[ -f $TMP/ringfront-epoll/ringfront-$2.ini ]] && CFG=$TMP/ringfront-epoll/ringfront-$2.ini ;;
 	haproxy) CFG=$TMP/haproxy/haproxy.cfg
 		[[ -f $TMP/haproxy/haproxy-$2.cfg ]] && CFG=$TMP/haproxy/haproxy-$2.cfg ;;
 	nginx) CFG=$TMP/nginx/nginx.conf
@@ -406,7 +442,7 @@ cfg_path() {
 target_cmd() {
 	cfg_path "$1" "$2"
 	case $1 in
-	ringfront|ringfront-lt) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$CFG") ;;
+	ringfront|ringfront-lt|ringfront-epoll) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$CFG") ;;
 	haproxy) CMD=("${PIN0[@]}" haproxy -W -db -f "$CFG") ;;
 	nginx) CMD=("${PIN0[@]}" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$CFG") ;;
 	direct) CMD=() ;;
@@ -427,7 +463,7 @@ for f in "$TMP"/nginx/nginx*.conf; do
 done
 
 want_ringfront=0
-for t in "${RUN_TARGETS[@]}"; do [[ $t == ringfront ]] && want_ringfront=1; done
+for t in "${RUN_TARGETS[@]}"; do [[ $t == ringfront* ]] && want_ringfront=1; done
 RF_VERSION="not built"
 if ((want_ringfront)); then
 	if [[ ! -x $RINGFRONT ]]; then
@@ -451,8 +487,8 @@ if ((want_ringfront)); then
 		# not know their keys yet skips those scenarios only.
 		if [[ -z ${DISABLED[ringfront]:-} ]] && ((rc == 0)); then
 			for s in "${RUN_SCENARIOS[@]}"; do
-				for t in ringfront ringfront-lt; do
-					[[ " ${SC_TARGETS[$s]} " == *" $t "* ]] || continue
+				for t in ringfront ringfront-lt ringfront-epoll; do
+					wanted "$t" "$s" || continue
 					cfg_path "$t" "$s"
 					[[ $CFG != "$TMP/ringfront/ringfront.ini" ]] || continue
 					if ! timeout -k 1 5 "$RINGFRONT" -t -c "$CFG" >"$TMP/ringfront/check-$t-$s.log" 2>&1; then
@@ -542,11 +578,6 @@ meta ref_start "$REF_START"
 stat_sample S0; sleep 1; stat_sample S1
 meta foreign_start "$(( (S1_busy_all - S0_busy_all) * 100 / CLK_TCK ))% of one CPU busy for 1 s before the first run"
 
-# wanted TARGET SCENARIO: TARGET runs in SCENARIO. ringfront-lt (ringfront
-# with balance = least_time, in the slow scenario) comes with ringfront.
-wanted() {
-	[[ " ${RUN_TARGETS[*]} " == *" ${1%-lt} "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]]
-}
 
 nruns=0
 for s in "${RUN_SCENARIOS[@]}"; do
@@ -555,7 +586,7 @@ for s in "${RUN_SCENARIOS[@]}"; do
 	printf '%s\t%s\t%s\t%s\t%s\n' "$s" "${SC_DESC[$s]}" "$wrkcmd" "${SC_UNIT[$s]}" "${SC_STATUS[$s]}" >>"$TMP/scenarios.tsv"
 	[[ ${SC_STATUS[$s]} == ok ]] || { log "scenario $s: skipped — ${SC_STATUS[$s]}"; continue; }
 	for t in "${RUN_TARGETS[@]}"; do
-		[[ " ${SC_TARGETS[$s]} " == *" $t "* ]] || { skip "$t" "$s" "not a target of this scenario"; continue; }
+		wanted "$t" "$s" || { skip "$t" "$s" "not a target of this scenario"; continue; }
 		((nruns += REPEAT))
 	done
 	wanted ringfront-lt "$s" && ((nruns += REPEAT))
@@ -659,8 +690,8 @@ run_one() {
 			# scenario.
 			cfg_path "$t" "$s"
 			if [[ $WHY == exited* || $WHY == not\ listening* ]] && [[ $CFG == */ringfront.ini ]]; then
-				DISABLED[ringfront]="failed to start: $WHY"
-				skip ringfront '*' "failed to start: $WHY"
+				DISABLED[$t]="failed to start: $WHY"
+				skip "$t" '*' "failed to start: $WHY"
 			else
 				BROKEN["$t $s"]=$WHY
 				skip "$t" "$s" "$WHY"
@@ -781,7 +812,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 	for s in "${RUN_SCENARIOS[@]}"; do
 		[[ ${SC_STATUS[$s]} == ok ]] || continue
 		order=()
-		for t in ringfront ringfront-lt haproxy nginx; do
+		for t in ringfront ringfront-epoll ringfront-lt haproxy nginx; do
 			wanted "$t" "$s" && order+=("$t")
 		done
 		if ((${#order[@]} > 1)); then
@@ -790,7 +821,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 		fi
 		[[ " ${RUN_TARGETS[*]} " == *" direct "* && " ${SC_TARGETS[$s]} " == *" direct "* ]] && order+=(direct)
 		for t in "${order[@]}"; do
-			[[ -n ${DISABLED[${t%-lt}]:-} || -n ${BROKEN["$t $s"]:-} ]] && continue
+			[[ -n ${DISABLED[${t%%-*}]:-} || -n ${DISABLED[$t]:-} || -n ${BROKEN["$t $s"]:-} ]] && continue
 			run_one "$s" "$t" "$rep"
 		done
 	done

@@ -11,6 +11,9 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RINGFRONT = os.path.join(ROOT, "ringfront")
 DEMO = os.path.join(ROOT, "build", "demo-backend")
+# RF_IO=uring|epoll|auto: the event backend ([server] io) of every ringfront
+# the tests start (make test-epoll); unset = what each configuration says.
+IO = os.environ.get("RF_IO", "")
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "ThreadSanitizer", "UndefinedBehaviorSanitizer")
 
@@ -108,9 +111,54 @@ class Backend(Proc):
         return json.loads(r.body)
 
 
+def loopback_listen_ports(ini):
+    """The 127.0.0.1 ports of every `listen =` line of <ini>."""
+    ports = []
+    for line in ini.splitlines():
+        t = line.strip()
+        if not t.startswith("listen") or "=" not in t or t.split("=")[0].strip() != "listen":
+            continue
+        for addr in t.split("=", 1)[1].split(";")[0].split():
+            if addr.startswith("127.0.0.1:") and addr.rsplit(":", 1)[1].isdigit():
+                ports.append(int(addr.rsplit(":", 1)[1]))
+    return ports
+
+
+def with_io(ini):
+    """<ini> with `io = $RF_IO` in its [server] section, when RF_IO is set and
+    the text does not choose a backend itself. The line takes the place of
+    a blank one in that section when there is one, so that the line numbers
+    of error messages stay what the test expects."""
+    if not IO:
+        return ini
+    lines = ini.split("\n")
+    sec, at, blank = None, None, None
+    for i, ln in enumerate(lines):
+        t = ln.strip()
+        if t.startswith("["):
+            sec = t
+            if t == "[server]" and at is None:
+                at = i + 1
+        elif sec == "[server]":
+            if t.split("=")[0].strip() == "io":
+                return ini
+            if not t and blank is None:
+                blank = i
+    if blank is not None:
+        lines[blank] = "io = " + IO
+    elif at is not None:
+        lines.insert(at, "io = " + IO)
+    else:
+        return "[server]\nio = %s\n\n" % IO + ini
+    return "\n".join(lines)
+
+
 class Ringfront(Proc):
-    def __init__(self, ini, wait=True):
+    """ringfront on <ini>; <wrap> is a command line to run it under."""
+
+    def __init__(self, ini, wait=True, wrap=()):
         self.port = None
+        ini = with_io(ini)
         fd, self.ini = tempfile.mkstemp(prefix="rf-test-", suffix=".ini")
         _tempfiles.append(self.ini)
         with os.fdopen(fd, "w") as f:
@@ -118,9 +166,14 @@ class Ringfront(Proc):
         for line in ini.splitlines():
             if line.strip().startswith("listen") and self.port is None:
                 self.port = int(line.split("=")[1].split(";")[0].strip().split()[0].rsplit(":", 1)[1])
-        super().__init__([RINGFRONT, "-c", self.ini])
+        super().__init__(list(wrap) + [RINGFRONT, "-c", self.ini])
         if wait:
             wait_port(self.port, proc=self)
+            # the other loopback listeners (admin, rate-limit and Redis
+            # ports) are opened just after the first one
+            for p in loopback_listen_ports(ini):
+                if p != self.port:
+                    wait_port(p, proc=self)
 
     def stop(self, timeout=15):
         rc = super().stop(timeout)
@@ -139,7 +192,7 @@ def config(backends, server="", upstream="", routes=None, workers=1, port=None):
              "health_path =", upstream, "", "[route]"]
     for prefix, up in (routes or [("/", "app")]):
         lines.append("%s = %s" % (prefix, up))
-    return "\n".join(lines) + "\n"
+    return with_io("\n".join(lines) + "\n")
 
 
 def remove_tempfiles():

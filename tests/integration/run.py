@@ -1,5 +1,7 @@
 """run.py - discover tests/integration/test_*.py, run every test_* function
-with a time limit, stop what each test started, and print "RESULT p f"."""
+with a time limit, stop what each test started, and print "RESULT p f".
+Arguments are substrings of "file.test" to run only those; with RF_IO set
+(harness.py) every line names the backend: "ok   test_x.test_y [io=epoll]"."""
 import importlib
 import os
 import signal
@@ -35,6 +37,7 @@ def main():
             full = "%s.%s" % (name, tname)
             if only and not any(o in full for o in only):
                 continue
+            label = full + (" [io=%s]" % harness.IO if harness.IO else "")
             t0 = time.time()
             signal.alarm(TEST_TIMEOUT)
             err = None
@@ -54,10 +57,10 @@ def main():
             dt = time.time() - t0
             if err:
                 failed += 1
-                print("FAIL %s (%.1fs)\n  %s" % (full, dt, err.replace("\n", "\n  ")))
+                print("FAIL %s (%.1fs)\n  %s" % (label, dt, err.replace("\n", "\n  ")))
             else:
                 passed += 1
-                print("ok   %s (%.1fs)" % (full, dt))
+                print("ok   %s (%.1fs)" % (label, dt))
     print("RESULT %d %d" % (passed, failed))
     return 1 if failed else 0
 

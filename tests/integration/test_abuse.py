@@ -21,7 +21,7 @@ import time
 
 from harness import (RINGFRONT, Backend, Conn, Proc, Ringfront, build_request, check,
                      config, is_sanitized, proc_rss_kb, raw_exchange, request, wait_port,
-                     wait_until, _tempfiles)
+                     wait_until, with_io, _tempfiles)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, "..", "tools")
@@ -208,6 +208,7 @@ class LimitedRingfront(Ringfront):
 
     def __init__(self, ini, nofile):
         self.port = None
+        ini = with_io(ini)
         fd, self.ini = tempfile.mkstemp(prefix="rf-test-", suffix=".ini")
         _tempfiles.append(self.ini)
         with os.fdopen(fd, "w") as f:

@@ -7,10 +7,11 @@ import threading
 import time
 
 from harness import (Backend, Conn, Ringfront, build_request, check, config, free_port,
-                     request, wait_until)
+                     request, wait_until, with_io)
 
 
 def rewrite(rf, text):
+    text = with_io(text)
     with open(rf.ini, "w") as f:
         f.write(text)
 

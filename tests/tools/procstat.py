@@ -4,6 +4,7 @@ sockets no longer in the TCP tables: closed but never released), RSS and
 CPU time. Used by tests/integration/test_abuse.py, test_faults.py and
 tests/soak/."""
 import os
+import time
 
 # /proc/net/tcp state codes
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
@@ -54,12 +55,31 @@ def fd_census(pid, listen_ports):
     a client; any other TCP connection is to a backend.
     Keys: total, other (not sockets), listen, client, backend,
     backend_close_wait, dead (sockets in no TCP table: a connection that
-    ended but whose descriptor is still open), socket_other (unix, udp...)."""
+    ended but whose descriptor is still open), socket_other (unix, udp...).
+    A socket in no table is looked at again for up to a second: one just
+    created and not yet connecting (a health check between socket() and
+    the submission of its connect, or one whose connect just failed) is in
+    no table either, and soon it is, or is closed - on a loaded machine the
+    worker may need a while. Only one still open and in no table then is
+    dead."""
     listen_ports = set(listen_ports)
     table = _tcp_table()
     c = dict(total=0, other=0, listen=0, client=0, backend=0, backend_close_wait=0,
              dead=0, socket_other=0)
     base = "/proc/%d/fd" % pid
+    unknown = []
+
+    def classify(ent):
+        lport, rport, state = ent
+        if state == 10:
+            c["listen"] += 1
+        elif lport in listen_ports:
+            c["client"] += 1
+        else:
+            c["backend"] += 1
+            if state == 8:
+                c["backend_close_wait"] += 1
+
     for fd in os.listdir(base):
         try:
             target = os.readlink(os.path.join(base, fd))
@@ -72,21 +92,34 @@ def fd_census(pid, listen_ports):
         inode = int(target[8:-1])
         ent = table.get(inode)
         if ent is None:
-            # not TCP at all, or a TCP socket that left the tables (closed)
+            # not TCP at all, a TCP socket that left the tables (closed),
+            # or one that has not entered them yet
             if _is_inet_socket(pid, fd):
-                c["dead"] += 1
+                unknown.append((fd, target, inode))
             else:
                 c["socket_other"] += 1
             continue
-        lport, rport, state = ent
-        if state == 10:
-            c["listen"] += 1
-        elif lport in listen_ports:
-            c["client"] += 1
-        else:
-            c["backend"] += 1
-            if state == 8:
-                c["backend_close_wait"] += 1
+        classify(ent)
+    deadline = time.time() + 1.0
+    while unknown:
+        time.sleep(0.05)
+        table = _tcp_table()
+        waiting = []
+        for fd, target, inode in unknown:
+            try:
+                same = os.readlink(os.path.join(base, fd)) == target
+            except OSError:
+                same = False
+            ent = table.get(inode)
+            if ent is not None:
+                classify(ent)
+            elif not same:
+                c["total"] -= 1         # closed meanwhile: it was on its way out
+            elif time.time() < deadline:
+                waiting.append((fd, target, inode))
+            else:
+                c["dead"] += 1
+        unknown = waiting
     return c
 
 
