@@ -67,7 +67,8 @@ def test_epoll_backend_serves():
                  upstream="health_path = /health\nhealth_interval = 100ms\nfall = 1")
     ini = ini.replace("health_path =\n", "") + "\n[admin]\nlisten = 127.0.0.1:%d\n" % aport
     rf = Ringfront(ini)
-    check("io=epoll" in rf.output(), rf.output())
+    # the start line may be written a moment after the port answers
+    check(wait_until(lambda: "io=epoll" in rf.output(), 2.0), rf.output())
     check(stats(aport)["io"] == "epoll")
     # the dead server is found by the checks, then never chosen
     check(wait_until(lambda: any(s["state"] == "down" for u in stats(aport)["upstreams"]
