@@ -167,9 +167,17 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		log_error("msg=\"out of memory at start-up\"");
 		return 1;
 	}
-	/* Workers look at each other (admin views, check assignment) while
-	 * later ones still start: every slot is valid, zeroed memory. */
-	memset(workers, 0, sizeof(*workers) * nworkers);
+	/* Workers look at each other (admin views, check assignment) and wake
+	 * each other while later ones still start: every slot is prepared
+	 * (zeroed, with its wake eventfd) before the first one starts. */
+	for (i = 0; i < nworkers; i++) {
+		ret = worker_prepare(&workers[i], (int)i);
+		if (ret < 0) {
+			log_error("msg=\"cannot create a worker's eventfd\" error=\"%s\"",
+				  strerror(-ret));
+			return 1;
+		}
+	}
 	rf_workers = workers;
 	rf_nworkers = nworkers;
 	/* one bucket shard per worker */
@@ -205,7 +213,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (i = 0; i < nworkers; i++) {
-		ret = worker_start(&workers[i], (int)i, rt, eps, neps, &fds[i * neps]);
+		ret = worker_start(&workers[i], rt, eps, neps, &fds[i * neps]);
 		if (ret < 0)
 			break;
 		started++;
@@ -227,7 +235,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 				/* RELOADING=1 then READY=1: `systemctl reload`
 				 * waits for the second one. */
 				notify_reloading();
-				reload_config(err, sizeof(err));
+				reload_config(err, sizeof(err), NULL);
 				notify_ready(cfg, nworkers);
 			}
 		}
@@ -246,9 +254,13 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		worker_wake(&workers[i]);
 	for (i = 0; i < started; i++)
 		worker_join(&workers[i]);
+	for (i = 0; i < nworkers; i++)
+		worker_release(&workers[i]);
 	for (i = started; i < nworkers; i++)
 		for (j = 0; j < neps; j++)
 			close(fds[i * neps + j]);
+	rf_nworkers = 0;
+	rf_workers = NULL;
 	free(workers);
 	free(fds);
 	if (started != nworkers)
@@ -354,10 +366,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	runtime_ref(rt);
-	atomic_store(&rf_runtime, rt);
+	runtime_publish(rt);
 	rf_access_log_fd = afd;
 	ret = run(rt, &pd);
-	runtime_unref(atomic_exchange(&rf_runtime, NULL));
+	runtime_unref(runtime_publish(NULL));
 	runtime_unref(rt);
 	rl_destroy(&limiter);
 	if (rf_cache)

@@ -333,23 +333,29 @@ static void worker_rt_state_free(struct worker *w, const struct runtime *rt)
 	rf_free(&w->pools);
 }
 
-/* A reload published <nrt>: new requests use it from now on. Idle pooled
- * links belong to the old servers and close; requests in flight finish on
- * the runtime they started with, which stays alive until they end. */
-static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
+/* A reload published a new runtime: new requests use it from now on. Idle
+ * pooled links belong to the old servers and close; requests in flight
+ * finish on the runtime they started with, which stays alive until they
+ * end. */
+static void worker_switch_runtime(struct worker *w)
 {
-	struct runtime *old = w->rt;
+	struct runtime *old = w->rt, *nrt = runtime_current();
 	struct balance_state *bal;
 	struct link_pool *pools;
 	struct rt_use *u = NULL;
 
-	if (worker_rt_state(w, nrt, &bal, &pools) < 0 ||
-	    (w->rt_inflight && !(u = malloc(sizeof(*u))))) {
-		rf_log_limited(&w->rl_accept, LOG_ERROR,
-			       "msg=\"out of memory switching to the reloaded configuration\"");
+	if (!nrt || nrt == old) {
+		if (nrt)
+			runtime_unref(nrt);
 		return;
 	}
-	runtime_ref(nrt);
+	if (w->rt_inflight && !(u = malloc(sizeof(*u))))
+		goto out_nomem;
+	if (worker_rt_state(w, nrt, &bal, &pools) < 0) {
+		free(u);
+		goto out_nomem;
+	}
+	/* the reference runtime_current() took is the worker's from now on */
 	link_close_idle(w);
 	hcheck_retire(w);
 	worker_rt_state_free(w, old);
@@ -369,6 +375,11 @@ static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
 	if (hcheck_init(w, rf_nworkers) < 0)
 		log_error("msg=\"out of memory setting up health checks\"");
 	log_info("msg=\"configuration switched\" generation=%u", nrt->generation);
+	return;
+out_nomem:
+	rf_log_limited(&w->rl_accept, LOG_ERROR,
+		       "msg=\"out of memory switching to the reloaded configuration\"");
+	runtime_unref(nrt);
 }
 
 static void worker_loop(struct worker *w)
@@ -410,7 +421,7 @@ static void worker_loop(struct worker *w)
 		 * change the client saw answered already meets the new runtime */
 		if (unlikely(atomic_load_explicit(&rf_runtime, memory_order_acquire) != w->rt) &&
 		    !w->stopping)
-			worker_switch_runtime(w, atomic_load(&rf_runtime));
+			worker_switch_runtime(w);
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			dispatch(w, cqe);
 			n++;
@@ -529,8 +540,8 @@ static void worker_destroy(struct worker *w)
 	rf_free(&w->listeners);
 	rf_free(&w->alog);
 	hcheck_free(w);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
+	/* wake_fd stays open: the main thread and the other workers may still
+	 * write to it until every worker is joined (worker_release) */
 }
 
 static void *worker_main(void *arg)
@@ -552,24 +563,40 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Start worker <id> on its own thread with the given listening sockets
- * (one per [server] listen address; the worker owns them from now on).
- * Returns 0 once the worker is running, or the negative errno of its
+/* Zero the slot of worker <id> and open its wake eventfd. Every slot is
+ * prepared before the first worker starts: from then on any thread may
+ * wake any worker (reloads, cache hand-overs, the stop), and the eventfd
+ * outlives the worker until worker_release(). Returns 0 or -errno. */
+int worker_prepare(struct worker *w, int id)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	return w->wake_fd < 0 ? -errno : 0;
+}
+
+/* Close what worker_prepare() opened, once no thread can wake <w> any
+ * more: after every worker has been joined. */
+void worker_release(struct worker *w)
+{
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
+}
+
+/* Start prepared worker <w> on its own thread with the given listening
+ * sockets (one per [server] listen address; the worker owns them from now
+ * on). Returns 0 once the worker is running, or the negative errno of its
  * initialisation. */
-int worker_start(struct worker *w, int id, struct runtime *rt,
+int worker_start(struct worker *w, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds)
 {
 	struct worker_boot boot;
 	int ret;
 
-	memset(w, 0, sizeof(*w));
-	w->id = id;
 	w->rt = rt;
 	w->cfg = rt->cfg;
 	runtime_ref(rt);
-	w->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (w->wake_fd < 0)
-		return -errno;
 	boot.w = w;
 	boot.eps = eps;
 	boot.neps = neps;

@@ -320,10 +320,12 @@ extern uint32_t rf_nworkers;
 
 /* worker.c */
 void worker_rt_release(struct worker *w, struct runtime *rt);
-int worker_start(struct worker *w, int id, struct runtime *rt,
+int worker_prepare(struct worker *w, int id);
+int worker_start(struct worker *w, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds);
 void worker_wake(struct worker *w);
 void worker_join(struct worker *w);
+void worker_release(struct worker *w);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
 /* stream.c: chunks, segments and the socket I/O shared by conn and link */
