@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common.h"
@@ -151,6 +154,110 @@ static int cache_start(const struct rf_config *cfg, uint32_t nworkers)
 	return ret;
 }
 
+/* The signals the main thread takes: TERM and INT stop, HUP reloads, USR1
+ * reopens the logs. */
+static void main_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
+/* Ask the <n> started workers to stop (RF_STOP_GRACEFUL or RF_STOP_NOW). */
+static void request_stop(struct worker *workers, uint32_t n, int how)
+{
+	uint32_t i;
+
+	atomic_store(&rf_stop_requested, how);
+	for (i = 0; i < n; i++)
+		worker_wake(&workers[i]);
+}
+
+struct main_loop {
+	const struct rf_config *cfg;
+	struct worker *workers;
+	uint32_t n;
+	int stop;                       /* 0, RF_STOP_GRACEFUL, RF_STOP_NOW */
+	int status;                     /* the process's exit status */
+};
+
+static void on_signal(struct main_loop *m, int sig)
+{
+	if (sig == SIGINT || sig == SIGTERM) {
+		if (!m->stop) {
+			notify_send("STOPPING=1\nSTATUS=stopping");
+			log_info("msg=\"stopping\" signal=%d shutdown_timeout_ms=%u", sig,
+				 m->cfg->shutdown_timeout_ms);
+			m->stop = RF_STOP_GRACEFUL;
+			request_stop(m->workers, m->n, m->stop);
+		} else if (m->stop == RF_STOP_GRACEFUL) {
+			log_warn("msg=\"second stop signal, closing every connection now\" signal=%d",
+				 sig);
+			m->stop = RF_STOP_NOW;
+			request_stop(m->workers, m->n, m->stop);
+		}
+	} else if (sig == SIGUSR1) {
+		reopen_logs(m->cfg);
+	} else if (sig == SIGHUP && !m->stop) {
+		char err[512];
+
+		/* RELOADING=1 then READY=1: `systemctl reload` waits for the
+		 * second one. */
+		notify_reloading();
+		reload_config(err, sizeof(err), NULL);
+		notify_ready(m->cfg, m->n);
+	}
+}
+
+/* The main thread's loop while workers run: signals (read from <sfd>, a
+ * signalfd of the blocked set) and worker exits (<efd>, written by each
+ * worker as it ends). It keeps taking signals during a graceful stop, so
+ * a second TERM or INT closes everything at once, and returns when every
+ * worker has ended. A worker that ends on its own (a fatal ring error)
+ * stops the whole process, which exits 1: its listener would otherwise
+ * stay open with nobody accepting on it. */
+static int main_loop(struct main_loop *m, int sfd, int efd)
+{
+	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = efd, .events = POLLIN } };
+	struct signalfd_siginfo si;
+	uint32_t i, exited;
+	uint64_t v;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("msg=\"poll failed in the main thread\" error=\"%s\"",
+				  strerror(errno));
+			if (!m->stop) {
+				m->stop = RF_STOP_GRACEFUL;
+				request_stop(m->workers, m->n, m->stop);
+			}
+			return 1;       /* the caller joins the workers */
+		}
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			on_signal(m, (int)si.ssi_signo);
+		if (!(pfd[1].revents & POLLIN))
+			continue;
+		if (read(efd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: drained already; the flags below decide */
+		}
+		for (i = exited = 0; i < m->n; i++)
+			exited += worker_exited(&m->workers[i]);
+		if (exited == m->n)
+			return m->status;
+		if (exited && !m->stop) {
+			log_error("msg=\"a worker ended on its own, stopping\" workers_left=%u",
+				  m->n - exited);
+			m->status = 1;
+			m->stop = RF_STOP_GRACEFUL;
+			request_stop(m->workers, m->n, m->stop);
+		}
+	}
+}
+
 static int run(struct runtime *rt, const struct privdrop *pd)
 {
 	const struct rf_config *cfg = rt->cfg;
@@ -158,7 +265,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	struct endpoint eps[RF_MAX_ENDPOINTS];
 	unsigned neps = endpoints_collect(cfg, eps);
 	struct worker *workers;
-	int *fds, ret = 0, sig;
+	int *fds, ret = 0, status = 1, sfd = -1, efd = -1;
 	sigset_t set;
 
 	workers = aligned_alloc(64, ((sizeof(*workers) * nworkers) + 63) & ~(size_t)63);
@@ -205,13 +312,18 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	}
 	if (drop_privileges(pd) < 0)
 		return 1;
-	/* Workers inherit this mask: only the main thread takes signals. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* The signals are blocked since main() began and workers inherit the
+	 * mask: they are read here, from a signalfd, by the main thread only.
+	 * One that arrived during start-up is pending and read at once. */
+	main_signals(&set);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sfd < 0 || efd < 0) {
+		log_error("msg=\"cannot create the main thread's signalfd or eventfd\" error=\"%s\"",
+			  strerror(errno));
+		return 1;
+	}
+	rf_worker_exit_fd = efd;
 	for (i = 0; i < nworkers; i++) {
 		ret = worker_start(&workers[i], rt, eps, neps, &fds[i * neps]);
 		if (ret < 0)
@@ -219,41 +331,25 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		started++;
 	}
 	if (started == nworkers) {
+		struct main_loop m = { .cfg = cfg, .workers = workers, .n = nworkers };
+
 		log_info("msg=\"ringfront started\" version=%s workers=%u listen=%s config=%s",
 			 RF_VERSION, nworkers, cfg->listen[0].text, cfg->path);
 		notify_ready(cfg, nworkers);
-		for (;;) {
-			if (sigwait(&set, &sig) != 0)
-				continue;
-			if (sig == SIGINT || sig == SIGTERM)
-				break;
-			if (sig == SIGUSR1)
-				reopen_logs(cfg);
-			if (sig == SIGHUP) {
-				char err[512];
-
-				/* RELOADING=1 then READY=1: `systemctl reload`
-				 * waits for the second one. */
-				notify_reloading();
-				reload_config(err, sizeof(err), NULL);
-				notify_ready(cfg, nworkers);
-			}
-		}
-		notify_send("STOPPING=1\nSTATUS=stopping");
-		log_info("msg=\"stopping\" signal=%d shutdown_timeout_ms=%u", sig,
-			 cfg->shutdown_timeout_ms);
+		status = main_loop(&m, sfd, efd);
 	} else {
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "STATUS=worker %u failed to start\nERRNO=%d",
 			 started, -ret);
 		notify_send(msg);
+		request_stop(workers, started, RF_STOP_GRACEFUL);
 	}
-	atomic_store(&rf_stop_requested, 1);
-	for (i = 0; i < started; i++)
-		worker_wake(&workers[i]);
 	for (i = 0; i < started; i++)
 		worker_join(&workers[i]);
+	rf_worker_exit_fd = -1;
+	close(sfd);
+	close(efd);
 	for (i = 0; i < nworkers; i++)
 		worker_release(&workers[i]);
 	for (i = started; i < nworkers; i++)
@@ -266,7 +362,7 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 	if (started != nworkers)
 		return 1;
 	log_info("msg=\"stopped\"");
-	return 0;
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -317,6 +413,20 @@ int main(int argc, char **argv)
 	if (!path) {
 		usage(stderr);
 		return 2;
+	}
+	if (!check) {
+		sigset_t set;
+		int sig;
+
+		/* Block the signals main_loop() reads from the first moment:
+		 * one that arrives during start-up waits there and stops the
+		 * server gracefully once it runs, instead of killing it half
+		 * started (or being lost to an inherited SIG_IGN). */
+		main_signals(&set);
+		for (sig = 1; sig < NSIG; sig++)
+			if (sigismember(&set, sig) == 1)
+				signal(sig, SIG_DFL);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
 	}
 	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);

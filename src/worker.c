@@ -15,9 +15,15 @@
 
 #define RING_ENTRIES 1024
 #define ACCEPT_BACKOFF_MS 100
+/* The longest a worker waits for a completion. The wake eventfd ends the
+ * wait for a stop or a reload; this bounds the harm of a wake-up lost for
+ * any reason (ours or the kernel's) to a second, and the worker says so
+ * when that is how it learnt of a stop. */
+#define WAIT_CAP_MS 1000
 
 _Atomic uint32_t rf_total_conns;
 _Atomic int rf_stop_requested;
+int rf_worker_exit_fd = -1;
 struct worker *rf_workers;
 uint32_t rf_nworkers;
 
@@ -215,7 +221,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		return;
 	case OP_WAKE:
 		w->wake_armed = 0;
-		if (!atomic_load(&rf_stop_requested))
+		w->woken = 1;
+		/* a graceful stop still listens: a second signal ends it now */
+		if (atomic_load(&rf_stop_requested) < RF_STOP_NOW)
 			wake_arm(w);
 		return;
 	case OP_RECV:
@@ -277,6 +285,24 @@ static void worker_begin_stop(struct worker *w)
 	link_close_idle(w);
 	hcheck_stop(w);
 	timer_set(&w->wheel, &w->stop_timer, w->cfg->shutdown_timeout_ms);
+}
+
+/* Follow the main thread's stop request <stop> (rf_stop_requested):
+ * begin the graceful stop, or close everything at once. <timed_out>: the
+ * wait just ended on WAIT_CAP_MS, not on a completion. */
+static void worker_follow_stop(struct worker *w, int stop, int timed_out)
+{
+	if (!w->stopping) {
+		if (!w->woken && timed_out)
+			log_warn("msg=\"stop request seen without its wake-up\" waited_ms=%d",
+				 WAIT_CAP_MS);
+		worker_begin_stop(w);
+	}
+	if (stop >= RF_STOP_NOW && !w->stop_now) {
+		w->stop_now = 1;
+		conn_close_all(w);
+		link_close_idle(w);
+	}
 }
 
 /* A request (or retired check set) started on <rt> has ended. */
@@ -388,10 +414,10 @@ static void worker_loop(struct worker *w)
 	uint64_t last_flush = 0;
 
 	for (;;) {
-		struct __kernel_timespec ts, *tsp = NULL;
+		struct __kernel_timespec ts, *tsp;
 		int64_t next = timer_next_ms(&w->wheel);
 		unsigned head, n = 0;
-		int ret;
+		int ret, stop, capped;
 
 		if (w->alog && w->alog->len)
 			next = next < 0 || next > 1000 ? 1000 : next;
@@ -403,13 +429,20 @@ static void worker_loop(struct worker *w)
 			next = next < 0 || next > sweep ? sweep : next;
 			cache_offline(rf_cache, w->id);
 		}
-		if (next >= 0) {
-			ts.tv_sec = next / 1000;
-			ts.tv_nsec = (next % 1000) * 1000000;
-			tsp = &ts;
-		}
+		capped = next < 0 || next >= WAIT_CAP_MS;
+		if (capped)
+			next = WAIT_CAP_MS;
+		ts.tv_sec = next / 1000;
+		ts.tv_nsec = (next % 1000) * 1000000;
+		tsp = &ts;
+		w->woken = 0;
 		ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
-		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+		if (ret == -EAGAIN || ret == -ENOMEM) {
+			/* the kernel is short of memory for a moment: try again */
+			rf_log_limited(&w->rl_accept, LOG_WARN,
+				       "msg=\"io_uring wait failed, retrying\" error=%d", -ret);
+		} else if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+			/* main sees the thread end and stops the process */
 			log_error("msg=\"io_uring wait failed\" error=%d", -ret);
 			break;
 		}
@@ -427,8 +460,9 @@ static void worker_loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
-		if (!w->stopping && atomic_load(&rf_stop_requested))
-			worker_begin_stop(w);
+		stop = atomic_load(&rf_stop_requested);
+		if (stop && (!w->stopping || (stop >= RF_STOP_NOW && !w->stop_now)))
+			worker_follow_stop(w, stop, capped && ret == -ETIME && !n);
 		hcheck_reap(w);
 		timer_run(&w->wheel, w->wheel.now);
 		rl_quiescent(w->rt->rl, (unsigned)w->id);
@@ -560,6 +594,14 @@ static void *worker_main(void *arg)
 	if (ret == 0)
 		worker_loop(w);
 	worker_destroy(w);
+	atomic_store_explicit(&w->exited, 1, memory_order_release);
+	if (rf_worker_exit_fd >= 0) {
+		uint64_t one = 1;
+
+		if (write(rf_worker_exit_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail short of 2^64 exits */
+		}
+	}
 	return NULL;
 }
 
@@ -630,4 +672,10 @@ void worker_wake(struct worker *w)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
+}
+
+/* 1 once <w>'s thread has finished (worker_join() will not block), else 0. */
+int worker_exited(struct worker *w)
+{
+	return atomic_load_explicit(&w->exited, memory_order_acquire);
 }
