@@ -45,7 +45,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := build/demo-backend build/fleet
 
 .PHONY: all debug tsan profile release run test test-unit test-integration \
-        test-tsan bench bench-keys bench-resp clean help deps deps-test FORCE
+        test-tsan test-idle bench bench-keys bench-resp bench-idle clean help deps deps-test FORCE
 
 all: ringfront $(TOOL_BINS)
 
@@ -57,9 +57,11 @@ help:
 	@echo 'make run           start the demo stack: two demo backends + ringfront on :8080'
 	@echo 'make test          run every unit and integration test (BUILD=debug to sanitize)'
 	@echo 'make test-tsan     ThreadSanitizer: unit tests, cross-worker integration tests, a short soak'
+	@echo 'make test-idle     50,000 idle keep-alive connections (or the fd limit) within 500 MB RSS'
 	@echo 'make bench         side-by-side benchmark against HAProxy and nginx'
 	@echo 'make bench-keys    memory per rate-limit key against HAProxy and nginx'
 	@echo 'make bench-resp    the Redis-protocol port against redis-server (redis-benchmark)'
+	@echo 'make bench-idle    RSS per idle keep-alive connection against HAProxy and nginx'
 	@echo 'make fuzz          libFuzzer targets under ASan+UBSan, FUZZ_TIME s each (60)'
 	@echo 'make soak          mixed traffic against the ASan build for SOAK_TIME s (600)'
 	@echo 'make clean         remove build outputs'
@@ -149,6 +151,12 @@ test-tsan:
 	$(Q)$(TSAN_ENV) python3 -u tests/integration/run.py $(TSAN_TESTS)
 	$(Q)$(TSAN_ENV) SOAK_TIME=$(TSAN_SOAK_TIME) SOAK_RSS_GROWTH=1 python3 -u tests/soak/soak.py
 
+# Issue 8's idle-connection target (tests/idle/idle.py): IDLE_CONNS (50,000,
+# or what RLIMIT_NOFILE allows, then projected) idle keep-alive clients on
+# ./ringfront within IDLE_RSS_MB (500). About 30 s.
+test-idle: all
+	$(Q)python3 -u tests/idle/idle.py
+
 # BENCH_ARGS go to the script of the target: e.g.
 # make bench-resp BENCH_ARGS="--quick"
 bench: all
@@ -159,6 +167,9 @@ bench-keys: all
 
 bench-resp: all
 	$(Q)bench/resp/run.sh $(BENCH_ARGS)
+
+bench-idle: all
+	$(Q)bench/idle/run.sh $(BENCH_ARGS)
 
 # Fuzzing and the soak test (tests/README.md). `make fuzz` builds the
 # libFuzzer targets of tests/fuzz/ with clang into build/fuzz/ and runs each
