@@ -327,7 +327,7 @@ static void conn_connect_backend(struct conn *c)
 			 * against the server (its health, circuit, ejection), and
 			 * no other server would fare better. */
 			if (ret != -ENOMEM)
-				rf_log_limited(&w->rl_accept, LOG_WARN,
+				rf_log_limited(&w->rl_nofile, LOG_WARN,
 					       "msg=\"out of descriptors for a backend connection\" error=%d",
 					       -ret);
 			conn_attempt_done(c, BAL_ABORT);

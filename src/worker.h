@@ -300,7 +300,7 @@ struct worker {
 	uint64_t reqid_seed;
 	uint64_t reqid_seq;
 	struct worker_stats stats;
-	struct log_ratelimit rl_maxconn, rl_accept, rl_nobufs;
+	struct log_ratelimit rl_maxconn, rl_accept, rl_nobufs, rl_nofile;
 	uint64_t accept_backoff_until;
 	struct timer accept_timer;      /* re-arms accept after EMFILE back-off */
 	struct timer stop_timer;        /* shutdown_timeout during a graceful stop */

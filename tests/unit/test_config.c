@@ -537,6 +537,7 @@ static void test_merge_services(void)
 	CHECK_STR(s1.servers, "127.0.0.1:7001 127.0.0.1:7002");
 	CHECK_STR(s1.route, "/orders/");
 	CHECK_INT(service_make(&s2, "pay", a, 1, "/p/", NULL, err, sizeof err), 0);
+	service_free(&s2);
 	CHECK_INT(service_make(&s2, "a b", a, 1, NULL, NULL, err, sizeof err), -EINVAL);
 	CHECK_INT(service_make(&s2, "pay", a, 0, NULL, NULL, err, sizeof err), -EINVAL);
 	CHECK_INT(service_make(&s2, "pay", a, 1, "p", NULL, err, sizeof err), -EINVAL);
