@@ -648,13 +648,13 @@ void admin_post_unblock(struct admin_ctx *x)
 void admin_post_reload(struct admin_ctx *x)
 {
 	char err[512];
+	uint32_t generation;
 
-	if (reload_config(err, sizeof(err)) < 0) {
+	if (reload_config(err, sizeof(err), &generation) < 0) {
 		admin_error(x, 400, "%s", err);
 		return;
 	}
-	ob_printf(&x->out, "{\"reloaded\":true,\"generation\":%u}\n",
-		  atomic_load(&rf_runtime)->generation);
+	ob_printf(&x->out, "{\"reloaded\":true,\"generation\":%u}\n", generation);
 }
 
 /* POST /cache/purge {"key"|"prefix"|"tag": "...", "all": true}: handed

@@ -14,9 +14,10 @@
 
 struct bufring {
 	struct io_uring_buf_ring *br;   /* mmap'd ring shared with the kernel */
-	char *base;                     /* owned: nbufs * size bytes */
+	char *base;                     /* owned: mmap'd, base_bytes = nbufs * size */
 	uint16_t *refs;                 /* owned: references per buffer */
 	size_t ring_bytes;
+	size_t base_bytes;
 	uint32_t nbufs;
 	uint32_t size;
 	uint32_t mask;

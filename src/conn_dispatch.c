@@ -69,7 +69,14 @@ void conn_connect_backend(struct conn *c)
 				conn_backend_ready(c);
 			return;
 		}
-		if (ret == -ENOMEM) {
+		if (ret == -ENOMEM || ret == -EMFILE || ret == -ENFILE) {
+			/* Short of memory or descriptors here: nothing to hold
+			 * against the server (its health, circuit, ejection), and
+			 * no other server would fare better. */
+			if (ret != -ENOMEM)
+				rf_log_limited(&w->rl_nofile, LOG_WARN,
+					       "msg=\"out of descriptors for a backend connection\" error=%d",
+					       -ret);
 			conn_attempt_done(c, BAL_ABORT);
 			conn_fail(c, 503);
 			return;

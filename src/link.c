@@ -81,7 +81,8 @@ void link_on_closed(struct link *l)
 }
 
 /* Take an idle pooled link to <srv>, or start connecting a new one, and
- * attach it to <c>. Returns 0, -ENOMEM, or the socket() error. */
+ * attach it to <c>. Returns 0, -ENOMEM, or the socket() error (-EMFILE,
+ * -ENFILE: this process or system is out of descriptors). */
 int link_acquire(struct conn *c, struct server *srv, struct link **out)
 {
 	struct worker *w = c->s.w;

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common.h"
@@ -168,15 +171,121 @@ static int store_failed(const char *err, struct worker *workers, int *fds, size_
 	return EXIT_STORE;
 }
 
+/* The signals the main thread takes: TERM and INT stop, HUP reloads, USR1
+ * reopens the logs. */
+static void main_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
+/* Ask the <n> started workers to stop (RF_STOP_GRACEFUL or RF_STOP_NOW). */
+static void request_stop(struct worker *workers, uint32_t n, int how)
+{
+	uint32_t i;
+
+	atomic_store(&rf_stop_requested, how);
+	for (i = 0; i < n; i++)
+		worker_wake(&workers[i]);
+}
+
+struct main_loop {
+	const struct rf_config *cfg;
+	struct worker *workers;
+	uint32_t n;
+	int stop;                       /* 0, RF_STOP_GRACEFUL, RF_STOP_NOW */
+	int status;                     /* the process's exit status */
+};
+
+static void on_signal(struct main_loop *m, int sig)
+{
+	if (sig == SIGINT || sig == SIGTERM) {
+		if (!m->stop) {
+			notify_send("STOPPING=1\nSTATUS=stopping");
+			log_info("msg=\"stopping\" signal=%d shutdown_timeout_ms=%u", sig,
+				 m->cfg->shutdown_timeout_ms);
+			m->stop = RF_STOP_GRACEFUL;
+			request_stop(m->workers, m->n, m->stop);
+		} else if (m->stop == RF_STOP_GRACEFUL) {
+			log_warn("msg=\"second stop signal, closing every connection now\" signal=%d",
+				 sig);
+			m->stop = RF_STOP_NOW;
+			request_stop(m->workers, m->n, m->stop);
+		}
+	} else if (sig == SIGUSR1) {
+		reopen_logs(m->cfg);
+	} else if (sig == SIGHUP && !m->stop) {
+		char err[512];
+
+		/* RELOADING=1 then READY=1: `systemctl reload` waits for the
+		 * second one. */
+		notify_reloading();
+		reload_config(err, sizeof(err), NULL);
+		notify_ready(m->cfg, m->n);
+	}
+}
+
+/* The main thread's loop while workers run: signals (read from <sfd>, a
+ * signalfd of the blocked set) and worker exits (<efd>, written by each
+ * worker as it ends). It keeps taking signals during a graceful stop, so
+ * a second TERM or INT closes everything at once, and returns when every
+ * worker has ended. A worker that ends on its own (a fatal ring error)
+ * stops the whole process, which exits 1: its listener would otherwise
+ * stay open with nobody accepting on it. */
+static int main_loop(struct main_loop *m, int sfd, int efd)
+{
+	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = efd, .events = POLLIN } };
+	struct signalfd_siginfo si;
+	uint32_t i, exited;
+	uint64_t v;
+
+	for (;;) {
+		/* once a second at least: the store's compaction */
+		if (!m->stop)
+			persist_tick();
+		if (poll(pfd, 2, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("msg=\"poll failed in the main thread\" error=\"%s\"",
+				  strerror(errno));
+			if (!m->stop) {
+				m->stop = RF_STOP_GRACEFUL;
+				request_stop(m->workers, m->n, m->stop);
+			}
+			return 1;       /* the caller joins the workers */
+		}
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			on_signal(m, (int)si.ssi_signo);
+		if (!(pfd[1].revents & POLLIN))
+			continue;
+		if (read(efd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: drained already; the flags below decide */
+		}
+		for (i = exited = 0; i < m->n; i++)
+			exited += worker_exited(&m->workers[i]);
+		if (exited == m->n)
+			return m->status;
+		if (exited && !m->stop) {
+			log_error("msg=\"a worker ended on its own, stopping\" workers_left=%u",
+				  m->n - exited);
+			m->status = 1;
+			m->stop = RF_STOP_GRACEFUL;
+			request_stop(m->workers, m->n, m->stop);
+		}
+	}
+}
+
 static int run(struct runtime *rt, const struct privdrop *pd)
 {
 	const struct rf_config *cfg = rt->cfg;
 	uint32_t nworkers = worker_count(cfg), i, j, started = 0;
 	struct endpoint eps[RF_MAX_ENDPOINTS];
 	unsigned neps = endpoints_collect(cfg, eps);
-	const struct timespec tick = { 1, 0 };
 	struct worker *workers;
-	int *fds, ret = 0, sig;
+	int *fds, ret = 0, status = 1, sfd = -1, efd = -1;
 	char err[512];
 	sigset_t set;
 
@@ -196,11 +305,17 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		log_error("msg=\"out of memory at start-up\"");
 		return 1;
 	}
-	/* Workers look at each other (admin views, check assignment) while
-	 * later ones still start: every slot is valid, zeroed memory. */
-	memset(workers, 0, sizeof(*workers) * nworkers);
-	for (i = 0; i < nworkers; i++)
-		workers[i].wake_fd = -1;        /* a wake before a worker runs goes nowhere */
+	/* Workers look at each other (admin views, check assignment) and wake
+	 * each other while later ones still start: every slot is prepared
+	 * (zeroed, with its wake eventfd) before the first one starts. */
+	for (i = 0; i < nworkers; i++) {
+		ret = worker_prepare(&workers[i], (int)i);
+		if (ret < 0) {
+			log_error("msg=\"cannot create a worker's eventfd\" error=\"%s\"",
+				  strerror(-ret));
+			return 1;
+		}
+	}
 	rf_workers = workers;
 	rf_nworkers = nworkers;
 	/* one bucket shard per worker */
@@ -239,63 +354,59 @@ static int run(struct runtime *rt, const struct privdrop *pd)
 		return 1;
 	if (persist_check_writable(err, sizeof(err)) < 0)
 		return store_failed(err, workers, fds, (size_t)nworkers * neps);
+	/* The signals are blocked since main() began and workers inherit the
+	 * mask: they are read here, from a signalfd, by the main thread only.
+	 * One that arrived during start-up is pending and read at once. */
+	main_signals(&set);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sfd < 0 || efd < 0) {
+		log_error("msg=\"cannot create the main thread's signalfd or eventfd\" error=\"%s\"",
+			  strerror(errno));
+		return 1;
+	}
+	rf_worker_exit_fd = efd;
 	for (i = 0; i < nworkers; i++) {
-		ret = worker_start(&workers[i], (int)i, rt, eps, neps, &fds[i * neps]);
+		ret = worker_start(&workers[i], rt, eps, neps, &fds[i * neps]);
 		if (ret < 0)
 			break;
 		started++;
 	}
 	if (started == nworkers) {
+		struct main_loop m = { .cfg = cfg, .workers = workers, .n = nworkers };
+
 		log_info("msg=\"ringfront started\" version=%s workers=%u io=%s listen=%s config=%s",
 			 RF_VERSION, nworkers, io_backend_name(rf_io_backend),
 			 cfg->listen[0].text, cfg->path);
 		notify_ready(cfg, nworkers);
-		for (;;) {
-			/* a signal, or once a second the store's compaction */
-			sig = sigtimedwait(&set, NULL, &tick);
-			if (sig < 0) {
-				persist_tick();
-				continue;
-			}
-			if (sig == SIGINT || sig == SIGTERM)
-				break;
-			if (sig == SIGUSR1)
-				reopen_logs(cfg);
-			if (sig == SIGHUP) {
-				/* RELOADING=1 then READY=1: `systemctl reload`
-				 * waits for the second one. */
-				notify_reloading();
-				reload_config(err, sizeof(err));
-				notify_ready(cfg, nworkers);
-			}
-		}
-		notify_send("STOPPING=1\nSTATUS=stopping");
-		log_info("msg=\"stopping\" signal=%d shutdown_timeout_ms=%u", sig,
-			 cfg->shutdown_timeout_ms);
+		status = main_loop(&m, sfd, efd);
 	} else {
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "STATUS=worker %u failed to start\nERRNO=%d",
 			 started, -ret);
 		notify_send(msg);
+		request_stop(workers, started, RF_STOP_GRACEFUL);
 	}
-	atomic_store(&rf_stop_requested, 1);
-	for (i = 0; i < started; i++)
-		worker_wake(&workers[i]);
 	for (i = 0; i < started; i++)
 		worker_join(&workers[i]);
-	for (i = 0; i < started; i++)
-		worker_close(&workers[i]);
+	rf_worker_exit_fd = -1;
+	close(sfd);
+	close(efd);
+	for (i = 0; i < nworkers; i++)
+		worker_release(&workers[i]);
 	for (i = started; i < nworkers; i++)
 		for (j = 0; j < neps; j++)
 			close(fds[i * neps + j]);
+	rf_nworkers = 0;
+	rf_workers = NULL;
 	free(workers);
 	free(fds);
 	persist_stop();
 	if (started != nworkers)
 		return 1;
 	log_info("msg=\"stopped\"");
-	return 0;
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -347,6 +458,20 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!check) {
+		sigset_t set;
+		int sig;
+
+		/* Block the signals main_loop() reads from the first moment:
+		 * one that arrives during start-up waits there and stops the
+		 * server gracefully once it runs, instead of killing it half
+		 * started (or being lost to an inherited SIG_IGN). */
+		main_signals(&set);
+		for (sig = 1; sig < NSIG; sig++)
+			if (sigismember(&set, sig) == 1)
+				signal(sig, SIG_DFL);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+	}
 	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -395,10 +520,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	runtime_ref(rt);
-	atomic_store(&rf_runtime, rt);
+	runtime_publish(rt);
 	rf_access_log_fd = afd;
 	ret = run(rt, &pd);
-	runtime_unref(atomic_exchange(&rf_runtime, NULL));
+	runtime_unref(runtime_publish(NULL));
 	runtime_unref(rt);
 	if (rf_cluster) {
 		cluster_destroy(rf_cluster);

@@ -81,8 +81,9 @@ static int publish(struct runtime *cur, struct rf_config *cfg, const struct serv
 	runtime_inherit(nrt, cur);
 	persist_adopt(nrt);
 	reload_generation++;
-	/* the published reference moves from the old runtime to the new */
-	atomic_store_explicit(&rf_runtime, nrt, memory_order_release);
+	/* the published reference moves from the old runtime to the new;
+	 * <cur> stays the caller's to read until it drops the lock */
+	cur = runtime_publish(nrt);
 	persist_adopt_done();
 	for (i = 0; i < rf_nworkers; i++)
 		worker_wake(&rf_workers[i]);
@@ -90,7 +91,7 @@ static int publish(struct runtime *cur, struct rf_config *cfg, const struct serv
 	return 0;
 }
 
-int reload_config(char *err, size_t errlen)
+int reload_config(char *err, size_t errlen, uint32_t *generation)
 {
 	struct runtime *cur;
 	struct rf_config *cfg;
@@ -109,6 +110,8 @@ int reload_config(char *err, size_t errlen)
 		log_info("msg=\"configuration reloaded\" generation=%u upstreams=%u routes=%u",
 			 reload_generation, atomic_load(&rf_runtime)->cfg->nupstreams,
 			 atomic_load(&rf_runtime)->cfg->nroutes);
+	if (generation)
+		*generation = reload_generation;
 	pthread_mutex_unlock(&reload_lock);
 	return ret;
 }

@@ -5,13 +5,16 @@
 #define RF_RELOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "services.h"
 
-/* Load the running configuration's file again and publish it. On error
- * the running configuration stays, and <err> holds "FILE:LINE: message".
- * Callable from any thread; reloads are serialised. Returns 0 or the
- * negative errno of the load. */
-int reload_config(char *err, size_t errlen);
+/* Load the running configuration's file again and publish it; its
+ * generation goes to <*generation> when that is not NULL (the published
+ * runtime may be replaced and freed as soon as this returns: read nothing
+ * of it afterwards). On error the running configuration stays, and <err>
+ * holds "FILE:LINE: message". Callable from any thread; reloads are
+ * serialised. Returns 0 or the negative errno of the load. */
+int reload_config(char *err, size_t errlen, uint32_t *generation);
 
 /* Add or replace service <s> (by name), or remove the one named <remove>
  * (s NULL), and publish the runtime with it; the file is not read again.

@@ -1,6 +1,7 @@
 /* upstream.c - run-time upstreams and longest-prefix routing (see
  * upstream.h). */
 #include <errno.h>
+#include <pthread.h>
 #include "balance.h"
 #include "common.h"
 #include "health.h"
@@ -74,6 +75,34 @@ int runtime_init(struct runtime *rt, struct rf_config *cfg)
 }
 
 _Atomic(struct runtime *) rf_runtime;
+
+/* Orders taking a reference on the published runtime against a publish
+ * dropping the published one: without it a worker could load the pointer,
+ * lose the CPU while two reloads publish and free that runtime, then
+ * reference freed memory. Taken only when the runtime changes. */
+static pthread_mutex_t rt_pub_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct runtime *runtime_current(void)
+{
+	struct runtime *rt;
+
+	pthread_mutex_lock(&rt_pub_lock);
+	rt = atomic_load_explicit(&rf_runtime, memory_order_acquire);
+	if (rt)
+		runtime_ref(rt);
+	pthread_mutex_unlock(&rt_pub_lock);
+	return rt;
+}
+
+struct runtime *runtime_publish(struct runtime *rt)
+{
+	struct runtime *old;
+
+	pthread_mutex_lock(&rt_pub_lock);
+	old = atomic_exchange_explicit(&rf_runtime, rt, memory_order_acq_rel);
+	pthread_mutex_unlock(&rt_pub_lock);
+	return old;
+}
 
 static const struct upstream *find_upstream(const struct runtime *rt, const char *name)
 {

@@ -77,8 +77,19 @@ struct runtime {
 
 /* The runtime new requests use. Reloads publish a new one; workers switch
  * at the top of their loop and keep a reference on an old one while
- * requests started on it are still in flight. */
+ * requests started on it are still in flight. Comparing the pointer is
+ * free (an acquire load); dereferencing it needs a reference taken with
+ * runtime_current(): a publish may drop the last one at any moment. */
 extern _Atomic(struct runtime *) rf_runtime;
+
+/* The published runtime with a reference taken for the caller (NULL
+ * before the first publish or after main cleared it). */
+struct runtime *runtime_current(void);
+
+/* Publish <rt>, taking over the caller's reference to it; returns the
+ * runtime it replaced with the published reference, which the caller
+ * drops (runtime_unref) when it is done with it. */
+struct runtime *runtime_publish(struct runtime *rt);
 
 /* A heap runtime for <cfg> (taken over) with one reference. NULL on
  * -ENOMEM (cfg is freed). */

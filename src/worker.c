@@ -21,9 +21,15 @@
 
 #define RING_ENTRIES 1024
 #define ACCEPT_BACKOFF_MS 100
+/* The longest a worker waits for a completion. The wake eventfd ends the
+ * wait for a stop or a reload; this bounds the harm of a wake-up lost for
+ * any reason (ours or the kernel's) to a second, and the worker says so
+ * when that is how it learnt of a stop. */
+#define WAIT_CAP_MS 1000
 
 _Atomic uint32_t rf_total_conns;
 _Atomic int rf_stop_requested;
+int rf_worker_exit_fd = -1;
 struct worker *rf_workers;
 uint32_t rf_nworkers;
 
@@ -244,7 +250,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		return;
 	case OP_WAKE:
 		w->wake_armed = 0;
-		if (!atomic_load(&rf_stop_requested))
+		w->woken = 1;
+		/* a graceful stop still listens: a second signal ends it now */
+		if (atomic_load(&rf_stop_requested) < RF_STOP_NOW)
 			wake_arm(w);
 		return;
 	case OP_RECV:
@@ -301,6 +309,24 @@ static void worker_begin_stop(struct worker *w)
 	if (rf_cluster)
 		cluster_worker_stop(rf_cluster, w);
 	timer_set(&w->wheel, &w->stop_timer, w->cfg->shutdown_timeout_ms);
+}
+
+/* Follow the main thread's stop request <stop> (rf_stop_requested):
+ * begin the graceful stop, or close everything at once. <timed_out>: the
+ * wait just ended on WAIT_CAP_MS, not on a completion. */
+static void worker_follow_stop(struct worker *w, int stop, int timed_out)
+{
+	if (!w->stopping) {
+		if (!w->woken && timed_out)
+			log_warn("msg=\"stop request seen without its wake-up\" waited_ms=%d",
+				 WAIT_CAP_MS);
+		worker_begin_stop(w);
+	}
+	if (stop >= RF_STOP_NOW && !w->stop_now) {
+		w->stop_now = 1;
+		conn_close_all(w);
+		link_close_idle(w);
+	}
 }
 
 /* A request (or retired check set) started on <rt> has ended. */
@@ -361,24 +387,30 @@ static void worker_rt_state_free(struct worker *w, const struct runtime *rt)
 	rf_free(&w->queues);
 }
 
-/* A reload published <nrt>: new requests use it from now on. Idle pooled
- * links belong to the old servers and close; requests in flight finish on
- * the runtime they started with, which stays alive until they end. */
-static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
+/* A reload published a new runtime: new requests use it from now on. Idle
+ * pooled links belong to the old servers and close; requests in flight
+ * finish on the runtime they started with, which stays alive until they
+ * end. */
+static void worker_switch_runtime(struct worker *w)
 {
-	struct runtime *old = w->rt;
+	struct runtime *old = w->rt, *nrt = runtime_current();
 	struct balance_state *bal;
 	struct link_pool *pools;
 	struct wqueue *queues;
 	struct rt_use *u = NULL;
 
-	if (worker_rt_state(w, nrt, &bal, &pools, &queues) < 0 ||
-	    (w->rt_inflight && !(u = malloc(sizeof(*u))))) {
-		rf_log_limited(&w->rl_accept, LOG_ERROR,
-			       "msg=\"out of memory switching to the reloaded configuration\"");
+	if (!nrt || nrt == old) {
+		if (nrt)
+			runtime_unref(nrt);
 		return;
 	}
-	runtime_ref(nrt);
+	if (w->rt_inflight && !(u = malloc(sizeof(*u))))
+		goto out_nomem;
+	if (worker_rt_state(w, nrt, &bal, &pools, &queues) < 0) {
+		free(u);
+		goto out_nomem;
+	}
+	/* the reference runtime_current() took is the worker's from now on */
 	queue_fail_all(w);
 	link_close_idle(w);
 	hcheck_retire(w);
@@ -400,6 +432,11 @@ static void worker_switch_runtime(struct worker *w, struct runtime *nrt)
 	if (hcheck_init(w, rf_nworkers) < 0)
 		log_error("msg=\"out of memory setting up health checks\"");
 	log_info("msg=\"configuration switched\" generation=%u", nrt->generation);
+	return;
+out_nomem:
+	rf_log_limited(&w->rl_accept, LOG_ERROR,
+		       "msg=\"out of memory switching to the reloaded configuration\"");
+	runtime_unref(nrt);
 }
 
 static void worker_loop(struct worker *w)
@@ -408,10 +445,10 @@ static void worker_loop(struct worker *w)
 	uint64_t last_flush = 0;
 
 	for (;;) {
-		struct __kernel_timespec ts, *tsp = NULL;
+		struct __kernel_timespec ts, *tsp;
 		int64_t next = timer_next_ms(&w->wheel);
 		unsigned head, n = 0, i;
-		int ret;
+		int ret, stop, capped, timed_out;
 
 		if (w->alog && w->alog->len)
 			next = next < 0 || next > 1000 ? 1000 : next;
@@ -426,20 +463,30 @@ static void worker_loop(struct worker *w)
 			next = next < 0 || next > sweep ? sweep : next;
 			cache_offline(rf_cache, w->id);
 		}
+		capped = next < 0 || next >= WAIT_CAP_MS;
+		if (capped)
+			next = WAIT_CAP_MS;
+		w->woken = 0;
 		if (unlikely(w->ep != NULL)) {
 			ret = io_ep_wait(w->ep, next, &batch, &n);
 			if (ret < 0) {
+				/* main sees the thread end and stops the process */
 				log_error("msg=\"epoll wait failed\" error=%d", -ret);
 				break;
 			}
+			timed_out = !n;
 		} else {
-			if (next >= 0) {
-				ts.tv_sec = next / 1000;
-				ts.tv_nsec = (next % 1000) * 1000000;
-				tsp = &ts;
-			}
+			ts.tv_sec = next / 1000;
+			ts.tv_nsec = (next % 1000) * 1000000;
+			tsp = &ts;
 			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
-			if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+			timed_out = ret == -ETIME;
+			if (ret == -EAGAIN || ret == -ENOMEM) {
+				/* the kernel is short of memory for a moment: try again */
+				rf_log_limited(&w->rl_accept, LOG_WARN,
+					       "msg=\"io_uring wait failed, retrying\" error=%d", -ret);
+			} else if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+				/* main sees the thread end and stops the process */
 				log_error("msg=\"io_uring wait failed\" error=%d", -ret);
 				break;
 			}
@@ -452,7 +499,7 @@ static void worker_loop(struct worker *w)
 		 * change the client saw answered already meets the new runtime */
 		if (unlikely(atomic_load_explicit(&rf_runtime, memory_order_acquire) != w->rt) &&
 		    !w->stopping)
-			worker_switch_runtime(w, atomic_load(&rf_runtime));
+			worker_switch_runtime(w);
 		if (unlikely(w->ep != NULL)) {
 			for (i = 0; i < n; i++)
 				dispatch(w, &batch[i]);
@@ -463,8 +510,9 @@ static void worker_loop(struct worker *w)
 			}
 			io_uring_cq_advance(&w->ring, n);
 		}
-		if (!w->stopping && atomic_load(&rf_stop_requested))
-			worker_begin_stop(w);
+		stop = atomic_load(&rf_stop_requested);
+		if (stop && (!w->stopping || (stop >= RF_STOP_NOW && !w->stop_now)))
+			worker_follow_stop(w, stop, capped && timed_out && !n);
 		hcheck_reap(w);
 		timer_run(&w->wheel, w->wheel.now);
 		if (w->nqueued)
@@ -594,7 +642,8 @@ static void worker_destroy(struct worker *w)
 	hcheck_free(w);
 	if (rf_cluster)
 		cluster_worker_free(rf_cluster, w);
-	/* wake_fd stays open: other threads may still write it (worker_close) */
+	/* wake_fd stays open: the main thread and the other workers may still
+	 * write to it until every worker is joined (worker_release) */
 }
 
 static void *worker_main(void *arg)
@@ -613,27 +662,51 @@ static void *worker_main(void *arg)
 	if (ret == 0)
 		worker_loop(w);
 	worker_destroy(w);
+	atomic_store_explicit(&w->exited, 1, memory_order_release);
+	if (rf_worker_exit_fd >= 0) {
+		uint64_t one = 1;
+
+		if (write(rf_worker_exit_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail short of 2^64 exits */
+		}
+	}
 	return NULL;
 }
 
-/* Start worker <id> on its own thread with the given listening sockets
- * (one per [server] listen address; the worker owns them from now on).
- * Returns 0 once the worker is running, or the negative errno of its
+/* Zero the slot of worker <id> and open its wake eventfd. Every slot is
+ * prepared before the first worker starts: from then on any thread may
+ * wake any worker (reloads, cache hand-overs, the stop), and the eventfd
+ * outlives the worker until worker_release(). Returns 0 or -errno. */
+int worker_prepare(struct worker *w, int id)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	return w->wake_fd < 0 ? -errno : 0;
+}
+
+/* Close what worker_prepare() opened, once no thread can wake <w> any
+ * more: after every worker has been joined. */
+void worker_release(struct worker *w)
+{
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
+}
+
+/* Start prepared worker <w> on its own thread with the given listening
+ * sockets (one per [server] listen address; the worker owns them from now
+ * on). Returns 0 once the worker is running, or the negative errno of its
  * initialisation. */
-int worker_start(struct worker *w, int id, struct runtime *rt,
+int worker_start(struct worker *w, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds)
 {
 	struct worker_boot boot;
 	int ret;
 
-	memset(w, 0, sizeof(*w));
-	w->id = id;
 	w->rt = rt;
 	w->cfg = rt->cfg;
 	runtime_ref(rt);
-	w->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (w->wake_fd < 0)
-		return -errno;
 	boot.w = w;
 	boot.eps = eps;
 	boot.neps = neps;
@@ -643,7 +716,6 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	ret = pthread_create(&w->thread, NULL, worker_main, &boot);
 	if (ret) {
 		sem_destroy(&boot.ready);
-		worker_close(w);
 		return -ret;
 	}
 	while (sem_wait(&boot.ready) < 0 && errno == EINTR)
@@ -651,7 +723,6 @@ int worker_start(struct worker *w, int id, struct runtime *rt,
 	sem_destroy(&boot.ready);
 	if (boot.ret < 0) {
 		pthread_join(w->thread, NULL);
-		worker_close(w);
 		return boot.ret;
 	}
 	return 0;
@@ -671,13 +742,8 @@ void worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 }
 
-/* Close what other threads may still touch of a stopped worker: its
- * eventfd, which the main thread and other workers write to wake it
- * (reloads, cache hand-overs, queue slots). Call it once no other thread
- * can wake <w>: after every worker has been joined. */
-void worker_close(struct worker *w)
+/* 1 once <w>'s thread has finished (worker_join() will not block), else 0. */
+int worker_exited(struct worker *w)
 {
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	w->wake_fd = -1;
+	return atomic_load_explicit(&w->exited, memory_order_acquire);
 }

@@ -283,9 +283,11 @@ struct worker {
 	int id;
 	int wake_fd;                    /* eventfd written by the main thread */
 	uint64_t wake_val;
-	uint8_t stopping;
+	uint8_t stopping;               /* graceful stop begun (worker_begin_stop) */
+	uint8_t stop_now;               /* every connection closed at once (RF_STOP_NOW) */
 	uint8_t wake_armed;
-	uint64_t stop_deadline;
+	uint8_t woken;                  /* a wake-up completed in this loop iteration */
+	_Atomic uint8_t exited;         /* the thread is done: set last, read by main */
 	pthread_t thread;
 	struct listener *listeners;     /* owned, nlisteners entries */
 	uint32_t nlisteners;
@@ -311,7 +313,7 @@ struct worker {
 	uint64_t reqid_seed;
 	uint64_t reqid_seq;
 	struct worker_stats stats;
-	struct log_ratelimit rl_maxconn, rl_accept, rl_nobufs;
+	struct log_ratelimit rl_maxconn, rl_accept, rl_nobufs, rl_nofile;
 	uint64_t accept_backoff_until;
 	struct timer accept_timer;      /* re-arms accept after EMFILE back-off */
 	struct timer stop_timer;        /* shutdown_timeout during a graceful stop */
@@ -323,9 +325,17 @@ struct worker {
 } __attribute__((aligned(64)));   /* user_data keeps an op code in the low bits */
 
 /* Shared by all workers: the process-wide connection count, and the stop
- * request the main thread raises before waking the workers. */
+ * request the main thread raises before waking the workers: 0, then
+ * RF_STOP_GRACEFUL (finish what is in flight, up to shutdown_timeout),
+ * then on a second signal RF_STOP_NOW (close everything). */
+#define RF_STOP_GRACEFUL 1
+#define RF_STOP_NOW      2
 extern _Atomic uint32_t rf_total_conns;
 extern _Atomic int rf_stop_requested;
+
+/* An eventfd each worker writes as its thread ends (the main thread polls
+ * it), or -1. Set by main before the first worker starts. */
+extern int rf_worker_exit_fd;
 
 /* All workers, for the admin API's read-only views (set once by main). */
 extern struct worker *rf_workers;
@@ -333,11 +343,13 @@ extern uint32_t rf_nworkers;
 
 /* worker.c */
 void worker_rt_release(struct worker *w, struct runtime *rt);
-int worker_start(struct worker *w, int id, struct runtime *rt,
+int worker_prepare(struct worker *w, int id);
+int worker_start(struct worker *w, struct runtime *rt,
 		 const struct endpoint *eps, unsigned neps, int *listen_fds);
 void worker_wake(struct worker *w);
 void worker_join(struct worker *w);
-void worker_close(struct worker *w);
+int worker_exited(struct worker *w);
+void worker_release(struct worker *w);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
 /* stream.c: chunks, segments and the socket I/O shared by conn and link */

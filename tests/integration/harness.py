@@ -9,7 +9,9 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-RINGFRONT = os.path.join(ROOT, "ringfront")
+# RINGFRONT=path runs the tests against another binary (make test-tsan:
+# build/tsan/ringfront) without replacing ./ringfront.
+RINGFRONT = os.path.abspath(os.environ.get("RINGFRONT") or os.path.join(ROOT, "ringfront"))
 DEMO = os.path.join(ROOT, "build", "demo-backend")
 # RF_IO=uring|epoll|auto: the event backend ([server] io) of every ringfront
 # the tests start (make test-epoll); unset = what each configuration says.
@@ -785,15 +787,17 @@ def proc_rss_kb(pid):
 
 
 def is_sanitized(pid=None):
-    """True when ./ringfront is the AddressSanitizer (debug) build."""
+    """True when ./ringfront is a sanitizer build: AddressSanitizer (debug)
+    or ThreadSanitizer (tsan), both slower and with shadow memory in RSS."""
     try:
         if pid is not None:
             with open("/proc/%d/maps" % pid) as f:
-                if "libasan" in f.read():
+                maps = f.read()
+                if "libasan" in maps or "libtsan" in maps:
                     return True
         out = subprocess.run(["nm", "-D", RINGFRONT], capture_output=True, text=True,
                              timeout=10).stdout
-        return "__asan_init" in out
+        return "__asan_init" in out or "__tsan_init" in out
     except (OSError, subprocess.SubprocessError):
         return False
 

@@ -174,3 +174,61 @@ def test_interim_flood_to_slow_client_bounded_memory():
     check(r.status == 200, "another client got %r during the flood" % r)
     check(peak - base < 32 * 1024, "RSS grew %d kB for one slow client" % (peak - base))
     rf.stop()
+
+
+def test_no_descriptor_for_a_backend_link_is_not_the_servers_fault():
+    """Found by `make test-idle`: with every descriptor taken by idle
+    clients, socket() for a backend connection fails (EMFILE). That used
+    to count as the server's connect failure: five of them opened its
+    circuit and ejected it for 10 s (doubling on repeats), so every request
+    got a 503 long after the shortage had passed. Now such a request gets
+    a 503 and the server keeps its health."""
+    from test_abuse import LimitedRingfront, census, raise_nofile
+    raise_nofile(4096)
+    b = Backend()
+    rf = LimitedRingfront(config([b.addr], workers=1, server="max_connections = 1000",
+                                 upstream="keepalive = 0"), 48)
+    check(request(rf.port, "GET", "/users/1").status == 200)
+    held = []
+    for _ in range(80):         # more than the 48 descriptors: some wait in the backlog
+        try:
+            s = socket.create_connection(("127.0.0.1", rf.port), timeout=2)
+            s.sendall(build_request("GET", "/users/1"))
+            held.append(Conn.__new__(Conn))
+            held[-1].sock, held[-1].buf = s, b""
+        except OSError:
+            pass
+    # the accepted ones are answered (200 while a descriptor was left for
+    # the backend, 503 after); the rest stay queued
+    time.sleep(0.5)
+    answered = []
+    for c in held:
+        c.sock.settimeout(0.02)
+        try:
+            answered.append((c, c.read_response().status))
+        except (OSError, EOFError, ValueError):
+            pass
+    check(answered, "no client was answered")
+    statuses = [st for _, st in answered]
+    check(set(statuses) <= {200, 503}, statuses)
+    # every descriptor is taken: a further request on an idle one cannot
+    # get a backend connection, more times than it takes to open a circuit
+    shortage = []
+    for c, st in answered[:8]:
+        c.sock.settimeout(3)
+        try:
+            c.send(build_request("GET", "/users/2"))
+            shortage.append(c.read_response().status)
+        except (OSError, EOFError, ValueError) as e:
+            shortage.append(repr(e))
+    check(shortage.count(503) >= 6, "expected 503s while out of descriptors: %r" % shortage)
+    for c in held:
+        c.close()
+    wait_until(lambda: census(rf)["client"] == 0, 5.0, 0.05)
+    # the shortage is over: the server was never held responsible
+    st = [request(rf.port, "GET", "/users/%d" % i).status for i in range(10)]
+    check(st == [200] * 10, "after the shortage: %r\n%s" % (st, rf.output()[-1500:]))
+    out = rf.output()
+    check("circuit open" not in out and "server ejected" not in out, out[-1500:])
+    check("out of descriptors for a backend connection" in out, out[-1500:])
+    rf.stop()
