@@ -257,13 +257,13 @@ void sock_rearm_starved(struct worker *w)
 	}
 }
 
-void sock_flush(struct sock *s)
+/* Send what the output queue holds: one send, or a sendmsg of its first
+ * IOV_MAX_SEND segments. */
+static __attribute__((noinline)) void sock_send(struct sock *s)
 {
 	struct seg *sg;
 	unsigned n = 0;
 
-	if (s->sending || s->closing || !s->out.head)
-		return;
 	sg = s->out.head;
 	if (!sg->next) {
 		io_send(s->w, s->fd, sg->p, sg->len, op_data(s, OP_SEND));
@@ -279,6 +279,15 @@ void sock_flush(struct sock *s)
 	}
 	s->inflight++;
 	s->sending = 1;
+}
+
+/* Start a send unless one is in flight: callers flush after every change
+ * to the queue, so the nothing-to-do test comes first and costs nothing. */
+void sock_flush(struct sock *s)
+{
+	if (s->sending || s->closing || !s->out.head)
+		return;
+	sock_send(s);
 }
 
 /* Cancel everything pending on the fd, then close it; the owner is
