@@ -88,6 +88,18 @@ static int cl_gate(void *arg, unsigned worker, uint64_t key, const struct rl_pol
 	return rc;
 }
 
+/* A ban started here (request path, once per ban): the others ban the key
+ * too, for what is left of it when they hear of it. */
+static void cl_on_ban(void *arg, uint64_t key, unsigned level, uint64_t len_s)
+{
+	char id[20], json[64];
+
+	snprintf(id, sizeof(id), "%016llx", (unsigned long long)key);
+	snprintf(json, sizeof(json), "{\"level\":%u,\"left\":%llu}", level,
+		 (unsigned long long)len_s);
+	cluster_record_changed(arg, "ban", id, json);
+}
+
 static void cl_on_change(void *arg, const struct rl_client *c)
 {
 	struct cluster *cl = arg;
@@ -378,6 +390,7 @@ int cluster_create(const struct rf_config *cfg, struct rl *rl, unsigned nworkers
 	if (rl->enabled)
 		rl->gate = cl_gate;
 	rl->on_share = cl_on_change;
+	rl->on_ban = cl_on_ban;
 	rl->hook_arg = cl;
 	*out = cl;
 	return 0;
@@ -390,6 +403,7 @@ void cluster_destroy(struct cluster *cl)
 	if (cl->rl && cl->rl->hook_arg == cl) {
 		cl->rl->gate = NULL;
 		cl->rl->on_share = NULL;
+		cl->rl->on_ban = NULL;
 		cl->rl->hook_arg = NULL;
 	}
 	cl_queue_free(cl);

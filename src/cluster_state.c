@@ -94,12 +94,31 @@ static int same_client(const struct rl_client *a, const struct rl_client *b)
 	       !strcmp(a->tier, b->tier);
 }
 
+/* id = the key hash in hex, {"level":N,"left":SECONDS} */
+static int ban_from_json(struct rl *rl, const char *id, const char *json, size_t len)
+{
+	struct json_tok toks[8];
+	struct json_doc d;
+	uint64_t level, left;
+	char *end;
+	unsigned long long h = strtoull(id, &end, 16);
+	int t, u;
+
+	if (*end || !*id || json_parse(&d, json, len, toks, 8) < 0 ||
+	    (t = json_get(&d, 0, "level")) < 0 || json_u64(&d, t, 15, &level) < 0 ||
+	    (u = json_get(&d, 0, "left")) < 0 || json_u64(&d, u, UINT32_MAX, &left) < 0)
+		return -EINVAL;
+	return rl_ban_apply(rl, (uint64_t)h, (unsigned)level, left);
+}
+
 int cluster_record_apply(struct rl *rl, const char *kind, const char *id, const char *json,
 			 size_t len)
 {
 	struct rl_client c, cur;
 	int rc;
 
+	if (!strcmp(kind, "ban"))
+		return ban_from_json(rl, id, json, len);
 	if (strcmp(kind, "client"))
 		return persist_apply_remote(kind, id, len ? json : NULL, len);
 	rc = client_from_json(id, json, len, &c);
@@ -221,7 +240,7 @@ static void on_sent(void *arg, struct rconn *c, const struct rr_reply *r)
 static int send_msg(struct cluster *cl, struct cl_msg *m)
 {
 	const char *inst = cl->self;
-	struct rr_buf body = { 0 }, cmd = { 0 };
+	struct rr_buf body = { 0 }, cmd = { 0 }, hset = { 0 };
 	const char *sp, *argv[4];
 	size_t lens[4];
 	struct sent *s;
@@ -236,7 +255,9 @@ static int send_msg(struct cluster *cl, struct cl_msg *m)
 		argv[1] = strncmp(m->a, "client ", 7) ? cl->k_state : cl->k_clients;
 		argv[2] = argv[1] == cl->k_clients ? sp + 1 : m->a;
 		argv[3] = m->b;
-		rc |= rr_cmd(&cmd, m->b ? 4 : 3, argv, NULL);
+		/* a ban is news, not state: it ends by itself */
+		if (strncmp(m->a, "ban ", 4))
+			rc |= rr_cmd(&hset, m->b ? 4 : 3, argv, NULL);
 		rc |= rr_buf_put(&body, m->a, (size_t)(sp - m->a));
 		rc |= rr_buf_put(&body, " ", 1);
 		rc |= rr_buf_put(&body, inst, strlen(inst));
@@ -266,6 +287,11 @@ static int send_msg(struct cluster *cl, struct cl_msg *m)
 	}
 	s->cl = cl;
 	s->m = m;
+	/* one pending entry per command: every reply finds its own */
+	if (hset.len && (rc = rconn_queue(&cl->main, &hset, NULL, NULL)) < 0) {
+		free(s);
+		goto out;
+	}
 	rc = rconn_queue(&cl->main, &cmd, on_sent, s);
 	if (rc < 0)
 		free(s);
@@ -276,6 +302,7 @@ static int send_msg(struct cluster *cl, struct cl_msg *m)
 out:
 	rr_buf_free(&body);
 	rr_buf_free(&cmd);
+	rr_buf_free(&hset);
 	return rc;
 }
 

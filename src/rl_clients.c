@@ -103,8 +103,9 @@ static uint64_t secs(const struct rl *rl, uint64_t now_us)
 }
 
 /* One more consecutive rejection of <h>. Returns the length of the ban it
- * starts, or 0. */
-static uint64_t ban_reject(struct rl *rl, unsigned worker, uint64_t h, uint64_t now_s)
+ * starts (its level in *level_out), or 0. */
+static uint64_t ban_reject(struct rl *rl, unsigned worker, uint64_t h, uint64_t now_s,
+			   unsigned *level_out)
 {
 	_Atomic uint64_t *b = ban_bucket(&rl->bans, h);
 	uint64_t tag = h & BAN_TAG_MASK, old = 0, nw, len;
@@ -138,8 +139,38 @@ static uint64_t ban_reject(struct rl *rl, unsigned worker, uint64_t h, uint64_t 
 		} else {
 			nw = ban_word(tag, level, count, now_s);
 		}
-		if (atomic_compare_exchange_weak(&b[i], &old, nw))
+		if (atomic_compare_exchange_weak(&b[i], &old, nw)) {
+			*level_out = level;
 			return len;
+		}
+	}
+}
+
+int rl_ban_apply(struct rl *rl, uint64_t h, unsigned level, uint64_t left_s)
+{
+	uint64_t now_s = secs(rl, rl->clock()), tag = h & BAN_TAG_MASK, old = 0, until;
+	_Atomic uint64_t *b;
+	unsigned j;
+	int i;
+
+	if (!rl->bans.w || !level || !left_s)
+		return -EINVAL;
+	b = ban_bucket(&rl->bans, h);
+	until = now_s + left_s;
+	level = RF_MIN(level, RL_LEVEL_MAX);
+	for (;;) {
+		i = ban_find(rl, b, tag, now_s, &old);
+		if (i >= 0 && ban_left(old, now_s) >= left_s)
+			return 0;       /* banned here for as long already */
+		for (j = 0; j < RL_SLOTS && i < 0; j++) {
+			old = atomic_load_explicit(&b[j], memory_order_relaxed);
+			if (ban_free(rl, old, now_s))
+				i = (int)j;
+		}
+		if (i < 0)
+			return -ENOSPC;         /* fail open, as a local ban does */
+		if (atomic_compare_exchange_weak(&b[i], &old, ban_word(tag, level, 0, until)))
+			return 0;
 	}
 }
 
@@ -605,6 +636,7 @@ static int decide(struct rl *rl, unsigned worker, uint64_t key, const struct rl_
 	_Atomic uint64_t *bb = NULL;
 	uint64_t bw = 0, now_s = 0, len;
 	struct rl_verdict v2;
+	unsigned level = 0;
 	int bi = -1;
 
 	res->headers = rl->headers;
@@ -644,8 +676,10 @@ static int decide(struct rl *rl, unsigned worker, uint64_t key, const struct rl_
 		COUNT(rl, worker, admitted);
 		return 0;
 	}
-	if (rl->ban_after && (len = ban_reject(rl, worker, key, now_s)) != 0) {
+	if (rl->ban_after && (len = ban_reject(rl, worker, key, now_s, &level)) != 0) {
 		COUNT(rl, worker, bans);
+		if (rl->on_ban)
+			rl->on_ban(rl->hook_arg, key, level, len);
 		res->banned = 1;
 		res->v.retry_after_s = (uint32_t)RF_MAX(res->v.retry_after_s, len);
 		res->v.reset_s = (uint32_t)RF_MAX(res->v.reset_s, len);

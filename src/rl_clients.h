@@ -152,6 +152,9 @@ struct rl {
 	 * it is published; not for changes from elsewhere or the store). */
 	int (*gate)(void *arg, unsigned worker, uint64_t key, const struct rl_policy *p);
 	void (*on_share)(void *arg, const struct rl_client *c);
+	/* on_ban: this instance banned <key> (level, seconds), on the request
+	 * path: rare, once per ban. */
+	void (*on_ban)(void *arg, uint64_t key, unsigned level, uint64_t len_s);
 	void *hook_arg;
 	uint8_t quiet;                  /* under lock: applying a change from elsewhere */
 };
@@ -272,6 +275,11 @@ int rl_usage(struct rl *rl, const char *id, uint64_t now_us, struct rl_usage *ou
  * on_share is not called. Returns 0, -EINVAL, -ENOENT (a tier this
  * instance does not have), -EOPNOTSUPP, or on_change's error. */
 int rl_apply_remote(struct rl *rl, const struct rl_client *c);
+
+/* Another instance banned key hash <h> at <level> for <left_s> more
+ * seconds: ban it here too (keys hash alike on every instance of a
+ * cluster). Returns 0, -EINVAL (bans off), -ENOSPC (ban table full). */
+int rl_ban_apply(struct rl *rl, uint64_t h, unsigned level, uint64_t left_s);
 
 const struct rl_tier *rl_tier_find(const struct rl *rl, const char *name);
 

@@ -309,3 +309,18 @@ def test_services_and_strategy_reach_the_other_instance():
                    admin(c3, "GET", "/services/orders").status == 404, 1.0),
           "the delete did not reach B and C")
     stop_all(a, bb, c3, b, extra, r)
+
+
+def test_ban_on_a_reaches_b():
+    """An automatic ban made on A (ban_after consecutive rejections) bans the
+    key on B too within a second, for what is left of it."""
+    r, b, a, bb = stack("rate = 2/60s\nburst = 2\nban_after = 3\nban_time = 120s")
+    codes = [request(a.port, "GET", "/x").status for _ in range(8)]
+    check(codes.count(429) >= 3, codes)
+    check(admin(a, "GET", "/usage?key=127.0.0.1").json()["banned"], "A did not ban")
+    check(wait_for(lambda: admin(bb, "GET", "/usage?key=127.0.0.1").json()["banned"], 1.0),
+          "the ban did not reach B: %s" % admin(bb, "GET", "/usage?key=127.0.0.1").json())
+    left = admin(bb, "GET", "/usage?key=127.0.0.1").json()["ban_left_s"]
+    check(100 <= left <= 120, left)
+    check(request(bb.port, "GET", "/x").status == 429)
+    stop_all(a, bb, b, r)
