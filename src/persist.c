@@ -14,15 +14,19 @@
 #include "health.h"
 #include "json.h"
 #include "log.h"
+#include "outbuf.h"
 #include "persist.h"
 #include "reload.h"
 #include "rl_clients.h"
 
+#define K_META          "meta"          /* id "rl_seed": the key-hash seed */
+#define K_BANS          "bans"          /* id "table": the bans in force */
 #define K_CLIENT        "client"
 #define K_SERVICE       "service"
 #define K_UPSTREAM      "upstream"
 #define K_SERVER        "server"
 #define JSON_TOKS       32
+#define RL_BANS_KEPT    10000   /* bans in force a restart keeps, at most */
 #define VALUE_MAX       512     /* the JSON of one of these records */
 
 /* The process's persistence. Set up by persist_start() before the workers
@@ -355,13 +359,116 @@ static int apply_server(void *arg, const char *id, const char *json, size_t len)
 	return 0;
 }
 
+/* ---- meta, bans ---- */
+
+/* {"seed":"<16 hex>"}: keys hash as they did, so stored bans find their
+ * keys again. A cluster's seed comes from its settings instead. */
+static int apply_meta(void *arg, const char *id, const char *json, size_t len)
+{
+	struct json_tok toks[JSON_TOKS];
+	char hex[20], *end;
+	struct json_doc d;
+	uint64_t seed;
+	int t;
+
+	if (!json || strcmp(id, "rl_seed") || P.target->cfg->cluster.enabled || !P.rl->enabled)
+		return 0;
+	if (parse_obj(&d, toks, json, len) < 0 || (t = json_get(&d, 0, "seed")) < 0 ||
+	    json_str(&d, t, hex, sizeof(hex)) != 16)
+		return -EINVAL;
+	seed = strtoull(hex, &end, 16);
+	if (*end)
+		return -EINVAL;
+	return rl_reseed(P.rl, &P.target->cfg->ratelimit, seed);
+}
+
+/* {"buckets":N,"bans":[[slot,"<word hex>",until],...]}, until in wall-clock
+ * seconds; a table of another size (max_keys changed) is left alone. */
+static int apply_bans(void *arg, const char *id, const char *json, size_t len)
+{
+	struct json_tok *toks;
+	struct json_doc d;
+	uint64_t n, slot, until;
+	char hex[20];
+	int64_t now = wall_s();
+	int t, b, e, rc = 0;
+	uint32_t i;
+
+	if (!json || !P.rl->enabled)
+		return 0;
+	toks = malloc(sizeof(*toks) * (4 * RL_BANS_KEPT + 8));
+	if (!toks)
+		return -ENOMEM;
+	if (json_parse(&d, json, len, toks, 4 * RL_BANS_KEPT + 8) < 0 ||
+	    json_type(&d, 0) != JSON_OBJECT || (t = json_get(&d, 0, "buckets")) < 0 ||
+	    json_u64(&d, t, UINT32_MAX, &n) < 0 ||
+	    json_type(&d, (b = json_get(&d, 0, "bans"))) != JSON_ARRAY) {
+		free(toks);
+		return -EINVAL;
+	}
+	for (i = 0, e = json_child(b); n == rl_ban_buckets(P.rl) && i < d.toks[b].size;
+	     i++, e = json_next(&d, e)) {
+		int x = json_child(e);
+
+		if (json_type(&d, e) != JSON_ARRAY || d.toks[e].size != 3 ||
+		    json_u64(&d, x, UINT32_MAX, &slot) < 0 ||
+		    json_str(&d, json_next(&d, x), hex, sizeof(hex)) != 16 ||
+		    json_u64(&d, json_next(&d, json_next(&d, x)), INT64_MAX, &until) < 0) {
+			rc = -EINVAL;
+			break;
+		}
+		rl_ban_restore(P.rl, (uint32_t)slot, strtoull(hex, NULL, 16), (int64_t)until, now);
+	}
+	free(toks);
+	return rc;
+}
+
+struct ban_json {
+	struct outbuf o;
+	uint32_t n;
+};
+
+static void ban_to_json(void *arg, uint32_t slot, uint64_t word, int64_t until)
+{
+	struct ban_json *bj = arg;
+
+	if (bj->n++ < RL_BANS_KEPT)
+		ob_printf(&bj->o, "%s[%u,\"%016llx\",%lld]", bj->n > 1 ? "," : "", slot,
+			  (unsigned long long)word, (long long)until);
+}
+
+/* Once a second (main thread): the bans in force, recorded when they
+ * changed. A ban is made on the request path; this is where it is kept. */
+static void save_bans(void)
+{
+	static uint64_t last;
+	struct ban_json bj = { .n = 0 };
+	uint64_t h;
+
+	if (!rl_ban_buckets(P.rl))
+		return;
+	ob_init(&bj.o, 1 << 22);
+	ob_printf(&bj.o, "{\"buckets\":%u,\"bans\":[", rl_ban_buckets(P.rl));
+	rl_bans_each(P.rl, wall_s(), ban_to_json, &bj);
+	ob_puts(&bj.o, "]}");
+	h = bj.o.failed ? 0 : rl_hash(bj.o.p, bj.o.len, 0x62616e73ull);
+	if (h && h != last) {
+		if ((bj.n ? store_put(P.st, K_BANS, "table", bj.o.p, bj.o.len) :
+			    store_del(P.st, K_BANS, "table")) == 0)
+			last = h;
+	}
+	ob_free(&bj.o);
+}
+
 /* The kinds, in the order a replay applies them. A services registry goes
  * before "upstream": the records after it may name its upstreams. */
 static const struct store_kind kinds[] = {
+	{ K_META, apply_meta, NULL },           /* first: the seed the others hash with */
 	{ K_CLIENT, apply_client, NULL },
 	{ K_SERVICE, apply_service, NULL },    /* before the kinds naming its upstream */
 	{ K_UPSTREAM, apply_upstream, NULL },
 	{ K_SERVER, apply_server, NULL },
+	{ K_BANS, apply_bans, NULL },
 };
 
 int persist_apply_remote(const char *kind, const char *id, const char *json, size_t len)
@@ -514,6 +621,15 @@ int persist_start(struct runtime *rt, int chown, uid_t uid, gid_t gid, char *err
 	}
 	/* the limiter's changes are recorded only when they can be kept */
 	if (store_path(P.st) && P.rl->enabled) {
+		char buf[48];
+		int n;
+
+		if (store_get(P.st, K_META, "rl_seed", buf, sizeof(buf)) < 0 &&
+		    !rt->cfg->cluster.enabled) {
+			n = snprintf(buf, sizeof(buf), "{\"seed\":\"%016llx\"}",
+				     (unsigned long long)rl_seed(P.rl));
+			store_put(P.st, K_META, "rl_seed", buf, (size_t)n);
+		}
 		P.rl->on_change = on_client_change;
 		P.rl->on_change_arg = NULL;
 	}
@@ -582,6 +698,8 @@ void persist_tick(void)
 
 	if (!P.st || !store_path(P.st))
 		return;
+	if (P.rl->enabled)
+		save_bans();
 	/* a reload may change them meanwhile (persist_adopt) */
 	pthread_mutex_lock(&P.lock);
 	interval = P.interval_ms;

@@ -174,6 +174,45 @@ int rl_ban_apply(struct rl *rl, uint64_t h, unsigned level, uint64_t left_s)
 	}
 }
 
+uint64_t rl_seed(const struct rl *rl)
+{
+	return rl->seed;
+}
+
+void rl_bans_each(struct rl *rl, int64_t wall_now, rl_ban_fn fn, void *arg)
+{
+	uint64_t now_s = secs(rl, rl->clock()), w, n, i;
+
+	if (!rl->bans.w)
+		return;
+	n = (uint64_t)rl->bans.nbuckets * RL_SLOTS;
+	for (i = 0; i < n; i++) {
+		w = atomic_load_explicit(&rl->bans.w[i], memory_order_relaxed);
+		if (ban_left(w, now_s))
+			fn(arg, (uint32_t)i, w & ~BAN_T_MASK,
+			   wall_now + (int64_t)(ban_t(w) - now_s));
+	}
+}
+
+int rl_ban_restore(struct rl *rl, uint32_t slot, uint64_t word, int64_t until_wall,
+		   int64_t wall_now)
+{
+	uint64_t now_s = secs(rl, rl->clock());
+
+	if (!rl->bans.w || slot >= (uint64_t)rl->bans.nbuckets * RL_SLOTS || !ban_level(word) ||
+	    until_wall <= wall_now || until_wall - wall_now > (int64_t)BAN_LEN_MAX)
+		return -EINVAL;
+	word = ban_word(word & BAN_TAG_MASK, ban_level(word), 0,
+			now_s + (uint64_t)(until_wall - wall_now));
+	atomic_store_explicit(&rl->bans.w[slot], word, memory_order_relaxed);
+	return 0;
+}
+
+uint32_t rl_ban_buckets(const struct rl *rl)
+{
+	return rl->bans.nbuckets;
+}
+
 /* An admitted request ends a run of rejections (the level stays). */
 static void ban_clear(_Atomic uint64_t *b, int i, uint64_t w)
 {
@@ -436,6 +475,20 @@ static int dir_from_config(struct rl *rl, const struct rf_ratelimit_conf *rc)
 	}
 	atomic_store(&rl->dir, dir_new(e, used, n));
 	return atomic_load(&rl->dir) ? 0 : -ENOMEM;
+}
+
+int rl_reseed(struct rl *rl, const struct rf_ratelimit_conf *rc, uint64_t seed)
+{
+	struct rl_dir *old = (struct rl_dir *)atomic_load(&rl->dir);
+	int err;
+
+	rl->seed = seed;
+	err = dir_from_config(rl, rc);
+	if (err)
+		return err;
+	if (old)
+		dir_free(old);  /* no request has run: nobody reads it */
+	return 0;
 }
 
 int rl_init(struct rl *rl, const struct rf_config *cfg, unsigned nworkers, uint64_t now_us)

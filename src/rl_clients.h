@@ -281,6 +281,24 @@ int rl_apply_remote(struct rl *rl, const struct rl_client *c);
  * cluster). Returns 0, -EINVAL (bans off), -ENOSPC (ban table full). */
 int rl_ban_apply(struct rl *rl, uint64_t h, unsigned level, uint64_t left_s);
 
+/* ---- surviving a restart (persist.c) ---- */
+
+/* The key-hash seed, and setting a stored one before any request ran (the
+ * entries of [api_keys] are hashed again with it). */
+uint64_t rl_seed(const struct rl *rl);
+int rl_reseed(struct rl *rl, const struct rf_ratelimit_conf *rc, uint64_t seed);
+
+/* Every ban in force: fn(arg, slot of the ban table, its word without the
+ * time, its end as wall-clock seconds). */
+typedef void (*rl_ban_fn)(void *arg, uint32_t slot, uint64_t word, int64_t until_wall);
+void rl_bans_each(struct rl *rl, int64_t wall_now, rl_ban_fn fn, void *arg);
+
+/* Put a ban from rl_bans_each() back (same seed, same table size). Returns
+ * 0 or -EINVAL (ended, or not a ban). */
+int rl_ban_restore(struct rl *rl, uint32_t slot, uint64_t word, int64_t until_wall,
+		   int64_t wall_now);
+uint32_t rl_ban_buckets(const struct rl *rl);
+
 const struct rl_tier *rl_tier_find(const struct rl *rl, const char *name);
 
 void rl_stats(struct rl *rl, struct rl_stats *out);
