@@ -284,6 +284,17 @@ static int upstream_begin(struct parser *p, const char *name)
 	return apply_defaults(p, upstream_keys, ARRAY_SIZE(upstream_keys), p->base);
 }
 
+/* Open a section that appears once ([ratelimit], [cache], ...): mark it
+ * present, note its line, and give its keys their defaults. */
+static int open_section(struct parser *p, void *base, uint8_t *enabled, int *line,
+			const struct key_def *keys, size_t n)
+{
+	p->base = base;
+	*enabled = 1;
+	*line = p->line;
+	return apply_defaults(p, keys, n, base);
+}
+
 static int admin_begin(struct parser *p, const char *arg)
 {
 	p->base = &p->cfg->admin;
@@ -528,12 +539,10 @@ int config_merge(struct rf_config *dst, struct rf_config *src, char *err, size_t
 
 static int ratelimit_begin(struct parser *p, const char *arg)
 {
-	struct rf_ratelimit_conf *rc = &p->cfg->ratelimit;
+	struct rf_config *c = p->cfg;
 
-	p->base = rc;
-	rc->enabled = 1;
-	rc->line = p->line;
-	return apply_defaults(p, ratelimit_keys, ARRAY_SIZE(ratelimit_keys), rc);
+	return open_section(p, &c->ratelimit, &c->ratelimit.enabled, &c->ratelimit.line,
+			    ratelimit_keys, ARRAY_SIZE(ratelimit_keys));
 }
 
 /* The bucket word bounds burst x (period / rate): check with the same code.
@@ -673,12 +682,10 @@ _Static_assert(ARRAY_SIZE(cache_keys) <= 32, "parser.key_line is too small");
 
 static int cache_begin(struct parser *p, const char *arg)
 {
-	struct rf_cache_conf *cc = &p->cfg->cache;
+	struct rf_config *c = p->cfg;
 
-	p->base = cc;
-	cc->enabled = 1;
-	cc->line = p->line;
-	return apply_defaults(p, cache_keys, ARRAY_SIZE(cache_keys), cc);
+	return open_section(p, &c->cache, &c->cache.enabled, &c->cache.line, cache_keys,
+			    ARRAY_SIZE(cache_keys));
 }
 
 static int cache_end(struct parser *p)
@@ -719,12 +726,10 @@ _Static_assert(ARRAY_SIZE(store_keys) <= 32, "parser.key_line is too small");
 
 static int store_begin(struct parser *p, const char *arg)
 {
-	struct rf_store_conf *sc = &p->cfg->store;
+	struct rf_config *c = p->cfg;
 
-	p->base = sc;
-	sc->enabled = 1;
-	sc->line = p->line;
-	return apply_defaults(p, store_keys, ARRAY_SIZE(store_keys), sc);
+	return open_section(p, &c->store, &c->store.enabled, &c->store.line, store_keys,
+			    ARRAY_SIZE(store_keys));
 }
 
 /* ---- [cluster] ---- */
@@ -762,12 +767,10 @@ _Static_assert(ARRAY_SIZE(cluster_keys) <= 32, "parser.key_line is too small");
 
 static int cluster_begin(struct parser *p, const char *arg)
 {
-	struct rf_cluster_conf *cc = &p->cfg->cluster;
+	struct rf_config *c = p->cfg;
 
-	p->base = cc;
-	cc->enabled = 1;
-	cc->line = p->line;
-	return apply_defaults(p, cluster_keys, ARRAY_SIZE(cluster_keys), cc);
+	return open_section(p, &c->cluster, &c->cluster.enabled, &c->cluster.line, cluster_keys,
+			    ARRAY_SIZE(cluster_keys));
 }
 
 static int cluster_end(struct parser *p)
