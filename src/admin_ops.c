@@ -297,6 +297,23 @@ static void client_error(struct admin_ctx *x, int rc, const char *id, const char
 	}
 }
 
+/* The answer to a change of client <id> (<rc> from the limiter): its
+ * error, or the client as it is now, logged as <what>. */
+static void client_changed(struct admin_ctx *x, struct rl *rl, int rc, const char *id,
+			   const char *tier, const char *what)
+{
+	struct rl_client now;
+
+	if (rc < 0) {
+		client_error(x, rc, id, tier);
+		return;
+	}
+	log_info("msg=\"client %s\" id=\"%s\"", what, id);
+	rl_client_get(rl, id, &now);
+	write_client(x, rl, &now, 1);
+	ob_puts(&x->out, "\n");
+}
+
 static int body_has_null(struct admin_ctx *x, const char *key)
 {
 	return json_type(&x->doc, json_get(&x->doc, 0, key)) == JSON_NULL;
@@ -395,22 +412,13 @@ void admin_create_client(struct admin_ctx *x)
 {
 	struct rl *rl = limiter(x);
 	struct rl_client c;
-	int rc;
 
 	if (!rl || admin_body_object(x) < 0)
 		return;
 	memset(&c, 0, sizeof(c));
 	if (body_id(x, c.id) < 0 || read_limit(x, &c) < 0)
 		return;
-	rc = rl_client_create(rl, &c);
-	if (rc < 0) {
-		client_error(x, rc, c.id, c.tier);
-		return;
-	}
-	log_info("msg=\"client created\" id=\"%s\"", c.id);
-	rl_client_get(rl, c.id, &c);
-	write_client(x, rl, &c, 1);
-	ob_puts(&x->out, "\n");
+	client_changed(x, rl, rl_client_create(rl, &c), c.id, c.tier, "created");
 }
 
 /* Change the client <id> with the body's fields (PATCH semantics). */
@@ -426,15 +434,7 @@ static void patch_client(struct admin_ctx *x, struct rl *rl, const char *id)
 	}
 	if (read_limit(x, &c) < 0)
 		return;
-	rc = rl_client_update(rl, &c);
-	if (rc < 0) {
-		client_error(x, rc, id, c.tier);
-		return;
-	}
-	log_info("msg=\"client changed\" id=\"%s\"", id);
-	rl_client_get(rl, id, &c);
-	write_client(x, rl, &c, 1);
-	ob_puts(&x->out, "\n");
+	client_changed(x, rl, rl_client_update(rl, &c), id, c.tier, "changed");
 }
 
 void admin_patch_client(struct admin_ctx *x)
@@ -460,7 +460,6 @@ void admin_put_client(struct admin_ctx *x)
 {
 	struct rl *rl = limiter(x);
 	struct rl_client c;
-	int rc;
 
 	if (!rl || admin_body_object(x) < 0)
 		return;
@@ -472,15 +471,7 @@ void admin_put_client(struct admin_ctx *x)
 	memcpy(c.id, x->params[0], strlen(x->params[0]) + 1);
 	if (read_limit(x, &c) < 0)
 		return;
-	rc = rl_client_put(rl, &c);
-	if (rc < 0) {
-		client_error(x, rc, c.id, c.tier);
-		return;
-	}
-	log_info("msg=\"client replaced\" id=\"%s\"", c.id);
-	rl_client_get(rl, c.id, &c);
-	write_client(x, rl, &c, 1);
-	ob_puts(&x->out, "\n");
+	client_changed(x, rl, rl_client_put(rl, &c), c.id, c.tier, "replaced");
 }
 
 void admin_get_client(struct admin_ctx *x)
