@@ -307,6 +307,12 @@ static void metrics_workers(struct outbuf *o)
 		  offsetof(struct worker_stats, errors) },
 		{ "connections_active", "gauge", "Client connections open now.",
 		  offsetof(struct worker_stats, active) },
+		{ "io_waits_total", "counter",
+		  "Waits for events (io_uring_enter or epoll_wait calls of the event loop).",
+		  offsetof(struct worker_stats, waits) },
+		{ "io_batched_waits_total", "counter",
+		  "Of those, waits for a batch of completions (batch_wait_us).",
+		  offsetof(struct worker_stats, batched_waits) },
 	};
 	size_t r;
 	uint32_t i;

@@ -244,6 +244,7 @@ struct rf_config {
 	uint32_t recv_buffers;           /* provided receive buffers per worker */
 	uint32_t recv_buffer_size;       /* bytes each */
 	uint32_t io;                     /* enum rf_io */
+	uint32_t batch_wait_us;          /* io_uring batched waits under load; 0 = off */
 	uint32_t log_level;              /* enum rf_log_level */
 	char *log_file;                  /* owned; NULL = stderr */
 	char *access_log;                /* owned; NULL = off */

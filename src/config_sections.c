@@ -66,6 +66,9 @@ static const struct key_def server_keys[] = {
 	{ .name = "io", KT_ENUM, SRV(io, uint32_t), 0, 0, "auto",
 	  "event backend: uring, epoll, or auto = io_uring unless it is blocked (seccomp), then epoll",
 	  .names = io_names },
+	{ .name = "batch_wait_us", KT_U32, SRV(batch_wait_us, uint32_t), 0, 10000, "0",
+	  "io_uring under load: wait up to this many microseconds for a batch of completions "
+	  "(fewer io_uring_enter calls, kernel 6.12+); 0 = off, handle each wake-up at once" },
 	{ .name = "log_level", KT_ENUM, SRV(log_level, uint32_t), 0, 0, "info",
 	  "error, warn, info or debug", .names = log_level_names },
 	{ .name = "log_file", KT_STRING, SRV(log_file, char *), 0, 0, "",

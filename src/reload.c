@@ -38,6 +38,7 @@ static void warn_restart_only(const struct rf_config *a, const struct rf_config 
 		F("[server] recv_buffers", recv_buffers),
 		F("[server] recv_buffer_size", recv_buffer_size),
 		F("[server] io", io),
+		F("[server] batch_wait_us", batch_wait_us),
 		F("[admin] listen", admin.listen),
 		F("[ratelimit]", ratelimit.enabled),
 		F("[cache]", cache.enabled),

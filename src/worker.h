@@ -253,6 +253,8 @@ struct worker_stats {
 	_Atomic uint64_t rejected_conns;
 	_Atomic uint64_t errors;
 	_Atomic uint64_t active;        /* client connections open now */
+	_Atomic uint64_t waits;         /* event waits (io_uring_enter / epoll_wait) */
+	_Atomic uint64_t batched_waits; /* of which batched: see batch_wait_us */
 };
 
 #define STAT_ADD(field, n) \
@@ -322,6 +324,10 @@ struct worker {
 	struct hc_retired *hc_retired;  /* owned: check sets of old runtimes, finishing */
 	uint32_t hc_running;
 	uint8_t ring_ready;
+	uint8_t ring_fd_registered;     /* io_uring_enter takes the registered index */
+	uint32_t batch_wait_us;         /* 0 = single waits; else see batch_adapt() */
+	uint32_t batch_want;            /* completions the next wait asks for; 0 = 1 */
+	uint32_t batch_cool;            /* waits left before batching may resume */
 } __attribute__((aligned(64)));   /* user_data keeps an op code in the low bits */
 
 /* Shared by all workers: the process-wide connection count, and the stop

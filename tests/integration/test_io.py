@@ -170,3 +170,48 @@ def test_receive_buffers_run_out_and_come_back():
         s.close()
     check(request(rf.port, "GET", "/users/1").status == 200)
     rf.stop()
+
+
+def metric_sum(port, name):
+    """The sum over workers of the counter ringfront_<name>."""
+    body = request(port, "GET", "/metrics").body.decode()
+    vals = [float(m) for m in re.findall(r"^ringfront_%s\{[^}]*\} (\S+)$" % name, body, re.M)]
+    check(vals, "no ringfront_%s in /metrics" % name)
+    return sum(vals)
+
+
+def test_batched_waits():
+    """batch_wait_us: a lone client never meets a batched wait; bursts of
+    64 pipelined connections make the worker batch, and every request of
+    every burst is answered in order. io = uring only: epoll counts its
+    waits but has no batching."""
+    b = Backend()
+    aport = free_port()
+    ini = config([b.addr], server="io = uring\nbatch_wait_us = 200")
+    rf = Ringfront(ini + "\n[admin]\nlisten = 127.0.0.1:%d\n" % aport)
+    c = Conn(rf.port)
+    for i in range(30):
+        c.send(build_request("GET", "/users/%d" % i))
+        r = c.read_response()
+        check(r.status == 200 and b'"id":%d' % i in r.body, r)
+    c.close()
+    check(metric_sum(aport, "io_batched_waits_total") == 0,
+          "a lone client met a batched wait")
+    check(metric_sum(aport, "io_waits_total") >= 30)
+    conns = [Conn(rf.port) for _ in range(64)]
+    for burst in range(20):
+        for n, c in enumerate(conns):
+            c.send(b"".join(build_request("GET", "/users/%d" % (n * 4 + k)) for k in range(4)))
+        for n, c in enumerate(conns):
+            for k in range(4):
+                r = c.read_response()
+                check(r.status == 200 and b'"id":%d,' % (n * 4 + k) in r.body,
+                      "burst %d conn %d request %d: %r" % (burst, n, k, r))
+        if metric_sum(aport, "io_batched_waits_total") > 0:
+            break
+    check(metric_sum(aport, "io_batched_waits_total") > 0,
+          "20 bursts of 256 requests never made the worker batch")
+    for c in conns:
+        c.close()
+    rf.stop()
+    b.stop()
