@@ -258,24 +258,25 @@ void sock_rearm_starved(struct worker *w)
 }
 
 /* Send what the output queue holds: one send, or a sendmsg of its first
- * IOV_MAX_SEND segments. */
+ * IOV_MAX_SEND segments (the first segment alone when the worker is out of
+ * memory for the sendmsg's vector). */
 static __attribute__((noinline)) void sock_send(struct sock *s)
 {
 	struct seg *sg;
 	unsigned n = 0;
 
 	sg = s->out.head;
-	if (!sg->next) {
+	if (!sg->next || !(s->sv = pool_get_raw(&s->w->sendv_pool))) {
 		io_send(s->w, s->fd, sg->p, sg->len, op_data(s, OP_SEND));
 	} else {
 		for (; sg && n < IOV_MAX_SEND; sg = sg->next, n++) {
-			s->iov[n].iov_base = (void *)sg->p;
-			s->iov[n].iov_len = sg->len;
+			s->sv->iov[n].iov_base = (void *)sg->p;
+			s->sv->iov[n].iov_len = sg->len;
 		}
-		memset(&s->msg, 0, sizeof(s->msg));
-		s->msg.msg_iov = s->iov;
-		s->msg.msg_iovlen = n;
-		io_sendmsg(s->w, s->fd, &s->msg, op_data(s, OP_SEND));
+		memset(&s->sv->msg, 0, sizeof(s->sv->msg));
+		s->sv->msg.msg_iov = s->sv->iov;
+		s->sv->msg.msg_iovlen = n;
+		io_sendmsg(s->w, s->fd, &s->sv->msg, op_data(s, OP_SEND));
 	}
 	s->inflight++;
 	s->sending = 1;

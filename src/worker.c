@@ -228,6 +228,10 @@ sock_on_send(struct sock *s, int res)
 {
 	s->sending = 0;
 	s->inflight--;
+	if (s->sv) {
+		pool_put(&s->w->sendv_pool, s->sv);
+		s->sv = NULL;
+	}
 	if (s->closing)
 		return;
 	if (res > 0) {
@@ -653,6 +657,7 @@ static int worker_init(struct worker *w, const struct endpoint *eps,
 	pool_init(&w->chunk_pool, sizeof(struct chunk) + cfg->max_header_size + 2048,
 		  per_worker * 2 + 1024, 1);
 	pool_init(&w->seg_pool, sizeof(struct seg), UINT32_MAX, 256);
+	pool_init(&w->sendv_pool, sizeof(struct sendv), UINT32_MAX, 64);
 	w->limits.max_head = cfg->max_header_size;
 	w->limits.max_uri = cfg->max_uri_size;
 	w->resp_limits.max_head = cfg->max_header_size;
@@ -702,6 +707,7 @@ static void worker_destroy(struct worker *w)
 	pool_destroy(&w->link_pool_mem);
 	pool_destroy(&w->chunk_pool);
 	pool_destroy(&w->seg_pool);
+	pool_destroy(&w->sendv_pool);
 	rf_free(&w->req);
 	rf_free(&w->resp);
 	worker_rt_state_free(w, w->rt);

@@ -81,6 +81,14 @@ enum sock_kind { SOCK_CONN = 1, SOCK_LINK };
 
 struct worker;
 
+/* The sendmsg of several queued segments: taken from the worker's pool
+ * for each such send and returned at its completion, so that an idle
+ * connection does not carry it. */
+struct sendv {
+	struct msghdr msg;
+	struct iovec iov[IOV_MAX_SEND];
+};
+
 /* The I/O half shared by client connections and backend links: one
  * multishot recv (paused by cancel when its input queue is full), at most
  * one send in flight, and the count of submitted ops still owed a CQE: the
@@ -99,8 +107,7 @@ struct sock {
 	struct sock *starved_next;
 	struct segq in;         /* received, not yet consumed */
 	struct segq out;        /* queued for sending */
-	struct msghdr msg;
-	struct iovec iov[IOV_MAX_SEND];
+	struct sendv *sv;       /* owned while a sendmsg is in flight */
 	struct timer timer;
 };
 
@@ -297,6 +304,7 @@ struct worker {
 	struct pool link_pool_mem;
 	struct pool chunk_pool;
 	struct pool seg_pool;
+	struct pool sendv_pool;         /* struct sendv: multi-segment sends in flight */
 	struct link_pool *pools;        /* owned, one per server (rt->nservers) */
 	struct balance_state *bal;      /* owned, one per upstream */
 	struct wqueue *queues;          /* owned, one per upstream: requests waiting for a slot */

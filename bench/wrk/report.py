@@ -34,15 +34,19 @@ BOUND_PCT = 90.0
 TIE = 0.15
 
 PEERS = ("haproxy", "nginx")
-TARGET_ORDER = ("ringfront", "ringfront-epoll", "ringfront-lt", "haproxy", "nginx", "direct")
+# ringfront's variants (run.sh): the same configurations with io = epoll,
+# batch_wait_us = 100, or workers = 1. Their rows also note their CPU per
+# request and requests/s against ringfront's.
+VARIANTS = ("ringfront-epoll", "ringfront-batch", "ringfront-w1")
+TARGET_ORDER = ("ringfront",) + VARIANTS + ("ringfront-lt", "haproxy", "nginx", "direct")
 # ringfront's rows that get a ratio against the best peer. ringfront-lt is
-# ringfront with balance = least_time (slow scenario only); ringfront-epoll
-# is ringfront with [server] io = epoll (run.sh --io both|epoll), whose row
-# also notes its CPU per request against ringfront's (io_uring).
-OURS = ("ringfront", "ringfront-epoll", "ringfront-lt")
+# ringfront with balance = least_time (slow scenario only).
+OURS = ("ringfront",) + VARIANTS + ("ringfront-lt",)
 # Row labels in the scenarios that balance by load (unit "share").
 SHARE_LABELS = {"ringfront": "ringfront least_conn", "ringfront-lt": "ringfront least_time",
                 "ringfront-epoll": "ringfront-epoll least_conn",
+                "ringfront-batch": "ringfront-batch least_conn",
+                "ringfront-w1": "ringfront-w1 least_conn",
                 "haproxy": "haproxy leastconn", "nginx": "nginx least_conn"}
 # The 429 scenario is valid only if (almost) every response was a 429.
 MIN_429_SHARE = 0.99
@@ -612,12 +616,13 @@ def cmd_report(argv):
             if any(invalid(r) for r in everyrun):
                 notes.append("**%d run(s) FAILED: not served from the cache**, left out"
                              % sum(1 for r in everyrun if invalid(r)))
-            if t == "ringfront-epoll":
-                eu = ratios_between(t, "ringfront", "cpu_us_req")
-                if eu:
-                    notes.append("CPU µs/req ÷ ringfront (io_uring): **%.2f**%s" % (
-                        statistics.median(eu),
-                        " (%.2f–%.2f)" % (min(eu), max(eu)) if len(eu) > 1 else ""))
+            if t in VARIANTS:
+                for key, what in (("cpu_us_req", "CPU µs/req"), ("rps", "req/s")):
+                    eu = ratios_between(t, "ringfront", key)
+                    if eu:
+                        notes.append("%s ÷ ringfront: **%.2f**%s" % (
+                            what, statistics.median(eu),
+                            " (%.2f–%.2f)" % (min(eu), max(eu)) if len(eu) > 1 else ""))
             if len(rs) < len([r for r in everyrun if not invalid(r)]):
                 notes.append("medians of the %d clean runs" % len(rs))
             elif len(rs) > 0 and all(noisy(r) for r in rs):

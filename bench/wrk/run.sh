@@ -78,7 +78,10 @@ Options:
   --scenarios LIST    comma-separated scenario names (--list), or "all" for every
                       one of them (default $SCENARIOS)
   --targets LIST      from ringfront,haproxy,nginx,direct (default all four),
-                      and ringfront-epoll (ringfront with [server] io = epoll)
+                      and ringfront's variants: ringfront-epoll ([server] io =
+                      epoll), ringfront-batch (batch_wait_us = 100) and
+                      ringfront-w1 (workers = 1: with --whole-machine, the
+                      scaling of workers = auto against one worker)
   --io uring|epoll|both
                       ringfront's event backend: uring runs "ringfront" as
                       configured (io = auto: io_uring where it is allowed),
@@ -160,8 +163,8 @@ for s in "${RUN_SCENARIOS[@]}"; do
 done
 case $SERVE in
 ''|backends) ;;
-ringfront|ringfront-epoll|haproxy|nginx) TARGETS=$SERVE ;;
-*) die "--serve takes ringfront, ringfront-epoll, haproxy, nginx or backends" ;;
+ringfront|ringfront-epoll|ringfront-batch|ringfront-w1|haproxy|nginx) TARGETS=$SERVE ;;
+*) die "--serve takes ringfront, ringfront-epoll, ringfront-batch, ringfront-w1, haproxy, nginx or backends" ;;
 esac
 [[ $SERVE_FOR =~ ^[1-9][0-9]*$ ]] || die "--serve-for takes seconds"
 case $IO in
@@ -174,7 +177,7 @@ both|uring,epoll|epoll,uring)
 esac
 IFS=, read -r -a RUN_TARGETS <<<"$TARGETS"
 for t in "${RUN_TARGETS[@]}"; do
-	case $t in ringfront|ringfront-epoll|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
+	case $t in ringfront|ringfront-epoll|ringfront-batch|ringfront-w1|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
 done
 # The slow scenario needs the demo backend (built by make with ringfront).
 WANT_SLOW=0
@@ -404,19 +407,31 @@ ringfront_cfg "${BE_PORTS[1]}" "" "
 [cache]
 memory = 64m
 " >"$TMP/ringfront/ringfront-cache.ini"
-# ringfront-epoll: each of them with the epoll event backend.
-mkdir -p "$TMP/ringfront-epoll"
-for f in "$TMP"/ringfront/ringfront*.ini; do
-	sed 's/^\[server\]$/[server]\nio = epoll/' "$f" >"$TMP/ringfront-epoll/${f##*/}"
+# ringfront's variants: each of those configurations with one setting
+# changed. ringfront-epoll: the epoll event backend; ringfront-batch:
+# batched io_uring waits; ringfront-w1: one worker (against workers = auto
+# in --whole-machine mode: how ringfront scales).
+declare -A VARIANT_SED=(
+	[ringfront-epoll]='s/^\[server\]$/[server]\nio = epoll/'
+	[ringfront-batch]='s/^\[server\]$/[server]\nbatch_wait_us = 100/'
+	[ringfront-w1]='s/^workers = .*/workers = 1/'
+)
+VARIANTS=(ringfront-epoll ringfront-batch ringfront-w1)
+for v in "${VARIANTS[@]}"; do
+	mkdir -p "$TMP/$v"
+	for f in "$TMP"/ringfront/ringfront*.ini; do
+		sed "${VARIANT_SED[$v]}" "$f" >"$TMP/$v/${f##*/}"
+	done
 done
 
 # wanted TARGET SCENARIO: TARGET runs in SCENARIO. ringfront-lt (ringfront
 # with balance = least_time, in the slow scenario) comes with ringfront;
-# ringfront-epoll runs wherever ringfront is a target.
+# a variant runs wherever ringfront is a target.
 wanted() {
 	case $1 in
 	ringfront-lt) [[ " ${RUN_TARGETS[*]} " == *" ringfront "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]] ;;
-	ringfront-epoll) [[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" ringfront "* ]] ;;
+	ringfront-epoll|ringfront-batch|ringfront-w1)
+		[[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" ringfront "* ]] ;;
 	*) [[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]] ;;
 	esac
 }
@@ -427,8 +442,8 @@ cfg_path() {
 	ringfront) CFG=$TMP/ringfront/ringfront.ini
 		[[ -f $TMP/ringfront/ringfront-$2.ini ]] && CFG=$TMP/ringfront/ringfront-$2.ini ;;
 	ringfront-lt) CFG=$TMP/ringfront/ringfront-$2-lt.ini ;;
-	ringfront-epoll) CFG=$TMP/ringfront-epoll/ringfront.ini
-		[[ -f $TMP/ringfront-epoll/ringfront-$2.ini ]] && CFG=$TMP/ringfront-epoll/ringfront-$2.ini ;;
+	ringfront-epoll|ringfront-batch|ringfront-w1) CFG=$TMP/$1/ringfront.ini
+		[[ -f $TMP/$1/ringfront-$2.ini ]] && CFG=$TMP/$1/ringfront-$2.ini ;;
 	haproxy) CFG=$TMP/haproxy/haproxy.cfg
 		[[ -f $TMP/haproxy/haproxy-$2.cfg ]] && CFG=$TMP/haproxy/haproxy-$2.cfg ;;
 	nginx) CFG=$TMP/nginx/nginx.conf
@@ -442,7 +457,7 @@ cfg_path() {
 target_cmd() {
 	cfg_path "$1" "$2"
 	case $1 in
-	ringfront|ringfront-lt|ringfront-epoll) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$CFG") ;;
+	ringfront*) CMD=("${PIN0[@]}" "$RINGFRONT" -c "$CFG") ;;
 	haproxy) CMD=("${PIN0[@]}" haproxy -W -db -f "$CFG") ;;
 	nginx) CMD=("${PIN0[@]}" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$CFG") ;;
 	direct) CMD=() ;;
@@ -487,7 +502,7 @@ if ((want_ringfront)); then
 		# not know their keys yet skips those scenarios only.
 		if [[ -z ${DISABLED[ringfront]:-} ]] && ((rc == 0)); then
 			for s in "${RUN_SCENARIOS[@]}"; do
-				for t in ringfront ringfront-lt ringfront-epoll; do
+				for t in ringfront ringfront-lt "${VARIANTS[@]}"; do
 					wanted "$t" "$s" || continue
 					cfg_path "$t" "$s"
 					[[ $CFG != "$TMP/ringfront/ringfront.ini" ]] || continue
@@ -812,7 +827,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 	for s in "${RUN_SCENARIOS[@]}"; do
 		[[ ${SC_STATUS[$s]} == ok ]] || continue
 		order=()
-		for t in ringfront ringfront-epoll ringfront-lt haproxy nginx; do
+		for t in ringfront "${VARIANTS[@]}" ringfront-lt haproxy nginx; do
 			wanted "$t" "$s" && order+=("$t")
 		done
 		if ((${#order[@]} > 1)); then
