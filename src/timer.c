@@ -136,22 +136,24 @@ void timer_run(struct timer_wheel *w, uint64_t now_ms)
 
 int64_t timer_next_ms(const struct timer_wheel *w)
 {
-	unsigned start, i;
+	const unsigned words = TIMER_SLOTS / 64;
+	unsigned start, k;
 
 	if (!w->count)
 		return -1;
 	start = (w->tick + 1) & SLOT_MASK;
-	for (i = 0; i < TIMER_SLOTS; i++) {
-		unsigned s = (start + i) & SLOT_MASK;
+	/* the first used slot from start on, wrapping: a word of the bitmap
+	 * at a time, the start word twice (its bits from start, then below) */
+	for (k = 0; k <= words; k++) {
+		unsigned word = (start / 64 + k) % words;
+		uint64_t bits = w->used[word];
 
-		if (!(w->used[s / 64] & (1ULL << (s % 64)))) {
-			/* skip a whole empty word quickly */
-			if ((s % 64) == 0 && !w->used[s / 64]) {
-				i += 63;
-			}
-			continue;
-		}
-		{
+		if (k == 0)
+			bits &= ~0ULL << (start % 64);
+		else if (k == words)
+			bits &= (1ULL << (start % 64)) - 1;
+		if (bits) {
+			unsigned i = (word * 64 + (unsigned)__builtin_ctzll(bits) - start) & SLOT_MASK;
 			/* the slot's tick has elapsed one tick after it starts */
 			uint64_t when = (w->tick + 2 + i) << TIMER_TICK_SHIFT;
 

@@ -52,7 +52,7 @@ done
 
 bench_deps bench wrk haproxy nginx curl taskset timeout strace
 command -v perf >/dev/null || die "perf not found (Debian: linux-perf)"
-perf list 2>/dev/null | grep -q 'raw_syscalls:sys_enter' \
+[[ $(perf list 2>/dev/null) == *raw_syscalls:sys_enter* ]] \
 	|| die "perf cannot see the raw_syscalls tracepoints (tracefs not mounted, or not root)"
 bench_tmpdir ringfront-syscalls
 mkdir -p "$RESULTS_DIR"
@@ -68,9 +68,10 @@ measure() {
 	local t=$1 serve pids tids=() p rps cnt w
 	start_bg "$TMP/$t.serve.log" "$ROOT/bench/wrk/run.sh" --serve "$t" --serve-for $((DURATION * 3 + 60)) --quiet-wait 0
 	serve=$LAST_PID
+	proc_start_time "$serve"
 	for ((w = 0; w < 300; w++)); do
 		grep -q '^serving;' "$TMP/$t.serve.log" && break
-		proc_alive "$serve" || break
+		proc_alive "$serve" "$START_TIME" || break
 		sleep 0.2
 	done
 	pids=$(sed -n "s/^$t: listening on .*(tree: \([0-9 ]*\)).*/\1/p" "$TMP/$t.serve.log")
@@ -132,8 +133,7 @@ OUT=$RESULTS_DIR/syscalls-$(date '+%Y-%m-%d-%H%M').md
 		echo "### $t ($srps req/s under strace)"
 		echo
 		echo '```'
-		sed -n '1,/^-.*total/p' "$TMP/$t.strace" | grep -v '^$'
-		grep 'total$' "$TMP/$t.strace" | tail -1
+		grep -v '^$' "$TMP/$t.strace"
 		echo '```'
 	done <"$TMP/rows.tsv"
 } >"$OUT"

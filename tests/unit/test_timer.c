@@ -112,11 +112,54 @@ static void test_long_pause(void)
 	CHECK_INT(fired[1], 1);
 }
 
+/* timer_next_ms() finds the first used slot a bitmap word at a time: it
+ * must agree with a walk over every slot, wherever the wheel's position
+ * and the timers are (word edges, wrapping, one timer, many). */
+static int64_t next_ms_by_walking(const struct timer_wheel *w)
+{
+	unsigned i, s;
+
+	if (!w->count)
+		return -1;
+	for (i = 0; i < TIMER_SLOTS; i++) {
+		s = (unsigned)(w->tick + 1 + i) & (TIMER_SLOTS - 1);
+		if (w->used[s / 64] & (1ULL << (s % 64))) {
+			uint64_t when = (w->tick + 2 + i) << TIMER_TICK_SHIFT;
+
+			return when > w->now ? (int64_t)(when - w->now) : 0;
+		}
+	}
+	return TIMER_SLOTS << TIMER_TICK_SHIFT;
+}
+
+static void test_next_matches_a_walk(void)
+{
+	static struct timer_wheel w;
+	uint64_t seed = 42, start;
+	unsigned round, k, n;
+
+	for (round = 0; round < 2000; round++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		start = 100000 + (seed >> 40) % 100000;
+		timer_wheel_init(&w, start);
+		n = 1 + (unsigned)(seed >> 20) % 3;
+		for (k = 0; k < n; k++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			timer_init(&timers[k], on_fire);
+			timer_set(&w, &timers[k], (seed >> 33) % (TIMER_SLOTS << TIMER_TICK_SHIFT));
+		}
+		CHECK_INT(timer_next_ms(&w), next_ms_by_walking(&w));
+		for (k = 0; k < n; k++)
+			timer_cancel(&w, &timers[k]);
+	}
+}
+
 int main(void)
 {
 	RUN(test_fire_on_time);
 	RUN(test_rearm_and_cancel);
 	RUN(test_lazy_rearm_same_slot);
 	RUN(test_long_pause);
+	RUN(test_next_matches_a_walk);
 	TEST_REPORT();
 }
