@@ -226,17 +226,25 @@ void io_ep_destroy(struct io_ep *ep)
 	free(ep);
 }
 
-/* Arm the read side of <fd>; a descriptor the table cannot hold fails
- * the operation with -ENOMEM. */
-static void ep_arm_rd(struct io_ep *ep, int fd, enum ep_rd kind, void *buf,
-		      uint32_t len, uint64_t ud)
+/* The entry of <fd> for arming operation <ud>, or NULL with <ud> failed:
+ * -EBADF, or -ENOMEM for a descriptor the table cannot hold. */
+static struct ep_fd *ep_fd_for(struct io_ep *ep, int fd, uint64_t ud)
 {
 	struct ep_fd *f = ep_fd(ep, fd);
 
-	if (!f) {
+	if (!f)
 		ep_post(ep, ud, fd < 0 ? -EBADF : -ENOMEM, 0);
+	return f;
+}
+
+/* Arm the read side of <fd>. */
+static void ep_arm_rd(struct io_ep *ep, int fd, enum ep_rd kind, void *buf,
+		      uint32_t len, uint64_t ud)
+{
+	struct ep_fd *f = ep_fd_for(ep, fd, ud);
+
+	if (!f)
 		return;
-	}
 	f->rd = (uint8_t)kind;
 	f->rd_ud = ud;
 	f->rd_buf = buf;
@@ -244,15 +252,14 @@ static void ep_arm_rd(struct io_ep *ep, int fd, enum ep_rd kind, void *buf,
 	ep_mark(ep, fd, f);
 }
 
+/* Arm the write side of <fd>. */
 static void ep_arm_wr(struct io_ep *ep, int fd, enum ep_wr kind, const void *buf,
 		      uint32_t len, uint64_t ud)
 {
-	struct ep_fd *f = ep_fd(ep, fd);
+	struct ep_fd *f = ep_fd_for(ep, fd, ud);
 
-	if (!f) {
-		ep_post(ep, ud, fd < 0 ? -EBADF : -ENOMEM, 0);
+	if (!f)
 		return;
-	}
 	f->wr = (uint8_t)kind;
 	f->wr_ud = ud;
 	f->wr_buf = buf;

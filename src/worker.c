@@ -5,9 +5,9 @@
  * backend (io.h) the wait is an epoll_wait and the CQEs are synthesised,
  * but they go through the same dispatch(). */
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -27,11 +27,10 @@
  * any reason (ours or the kernel's) to a second, and the worker says so
  * when that is how it learnt of a stop. */
 #define WAIT_CAP_MS 1000
-/* io_uring_params.features: the kernel honours a minimum wait (6.12+) */
+/* io_uring_params.features: the kernel honours a minimum wait (6.12+);
+ * liburing 2.3's header predates it */
 #ifndef IORING_FEAT_MIN_TIMEOUT
-#define RF_FEAT_MIN_TIMEOUT (1U << 15)
-#else
-#define RF_FEAT_MIN_TIMEOUT IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
 #endif
 
 _Atomic uint32_t rf_total_conns;
@@ -89,7 +88,7 @@ static int ring_setup(struct worker *w)
 	if (i > 0)
 		log_info("msg=\"io_uring without DEFER_TASKRUN\" setup_flags=%#x", flag_sets[i]);
 	w->batch_wait_us = w->cfg->batch_wait_us;
-	if (w->batch_wait_us && !(p.features & RF_FEAT_MIN_TIMEOUT)) {
+	if (w->batch_wait_us && !(p.features & IORING_FEAT_MIN_TIMEOUT)) {
 		if (w->id == 0)
 			log_warn("msg=\"batch_wait_us needs kernel 6.12 or later; waits stay single\"");
 		w->batch_wait_us = 0;
@@ -484,10 +483,11 @@ static void batch_adapt(struct worker *w, unsigned ready)
 	}
 }
 
-/* Submit what is queued and wait for completions or the timeout <ts>.
- * liburing 2.3 cannot pass the kernel's minimum wait, so a batched wait
- * publishes the SQ tail the way liburing does and enters the ring itself. */
-static int ring_wait(struct worker *w, struct __kernel_timespec *ts)
+/* Submit what is queued and wait for w->batch_want completions, the
+ * minimum wait, or the timeout <ts>. liburing 2.3 cannot pass the kernel's
+ * minimum wait, so this publishes the SQ tail the way liburing does and
+ * enters the ring itself. */
+static int ring_wait_batch(struct worker *w, struct __kernel_timespec *ts)
 {
 	struct io_uring *r = &w->ring;
 	struct io_uring_getevents_arg arg = {
@@ -497,13 +497,8 @@ static int ring_wait(struct worker *w, struct __kernel_timespec *ts)
 	};
 	unsigned tail = r->sq.sqe_tail;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-	struct io_uring_cqe *cqe;
 	int fd = r->ring_fd;
 
-	STAT_ADD(w->stats.waits, 1);
-	if (!w->batch_want)
-		return io_uring_submit_and_wait_timeout(r, &cqe, 1, ts, NULL);
-	STAT_ADD(w->stats.batched_waits, 1);
 	if (r->sq.sqe_head != tail) {
 		r->sq.sqe_head = tail;
 		io_uring_smp_store_release(r->sq.ktail, tail);
@@ -544,8 +539,8 @@ static void worker_loop(struct worker *w)
 		if (capped)
 			next = WAIT_CAP_MS;
 		w->woken = 0;
+		STAT_ADD(w->stats.waits, 1);
 		if (unlikely(w->ep != NULL)) {
-			STAT_ADD(w->stats.waits, 1);
 			ret = io_ep_wait(w->ep, next, &batch, &n);
 			if (ret < 0) {
 				/* main sees the thread end and stops the process */
@@ -557,7 +552,12 @@ static void worker_loop(struct worker *w)
 			ts.tv_sec = next / 1000;
 			ts.tv_nsec = (next % 1000) * 1000000;
 			tsp = &ts;
-			ret = ring_wait(w, tsp);
+			if (likely(!w->batch_want)) {
+				ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
+			} else {
+				STAT_ADD(w->stats.batched_waits, 1);
+				ret = ring_wait_batch(w, tsp);
+			}
 			timed_out = ret == -ETIME;
 			if (ret == -EAGAIN || ret == -ENOMEM) {
 				/* the kernel is short of memory for a moment: try again */
