@@ -7,6 +7,9 @@
 # It provides, for bash scripts running as root or with sudo on the
 # project's 2-CPU machines (shared/BENCHMARKING.md):
 #   log, die, trim                      messages and string helpers
+#   HOST, BODY                          127.0.0.1 (the only address traffic goes to)
+#                                       and the backends' JSON body
+#   bench_help                          the script's top comment, as its --help
 #   bench_deps GROUP TOOL...            tools/install-deps.sh GROUP, then check
 #                                       that each TOOL is on PATH
 #   bench_python                        PY = a python3 (installs python3-minimal)
@@ -39,8 +42,13 @@ BENCH_ROOT=$(cd "$BENCH_LIB/.." && pwd)
 : "${QUIET_WAIT:=10}"       # wait_quiet: per run, seconds to wait for others' load
 : "${QUIET_BUDGET:=60}"     # ... and at most this much over the whole session
 CLK_TCK=$(getconf CLK_TCK)
+HOST=127.0.0.1                  # never send traffic anywhere else
+# what the nginx backends answer at every path
+BODY='{"id":42,"name":"user-42","email":"user42@example.com","ok":true}'
 
 log() { printf '%s\n' "$*" >&2; }
+# bench_help: the comment at the top of the running script, as its help
+bench_help() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; }
 die() { log "$BENCH_NAME: $*"; exit 1; }
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; printf '%s' "$s"; }
 

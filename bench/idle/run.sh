@@ -32,10 +32,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_NAME=idle/run.sh
 . "$ROOT/bench/lib.sh"
 
-HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19180
 BE_PORT=19201
-BODY='{"id":42,"name":"user-42","email":"user42@example.com","ok":true}'
 CONNS=
 TARGETS=ringfront,haproxy,nginx
 MAX=1
@@ -54,7 +52,7 @@ while (($#)); do
 	--targets=*) TARGETS=${1#*=} ;;
 	--no-max) MAX=0 ;;
 	--keep) KEEP=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) bench_help; exit 0 ;;
 	*) die "unknown option: $1 (see --help)" ;;
 	esac
 	shift

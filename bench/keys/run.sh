@@ -35,10 +35,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_NAME=keys/run.sh
 . "$ROOT/bench/lib.sh"
 
-HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19080
 BE_PORT=19101
-BODY='{"id":42,"name":"user-42","email":"user42@example.com","ok":true}'
 KEYS=1000000
 DEPTH=16
 TARGETS=ringfront,haproxy,nginx
@@ -60,7 +58,7 @@ while (($#)); do
 	--time-limit) RUN_LIMIT=${2:?}; shift ;;
 	--time-limit=*) RUN_LIMIT=${1#*=} ;;
 	--keep) KEEP=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) bench_help; exit 0 ;;
 	*) die "unknown option: $1 (see --help)" ;;
 	esac
 	shift

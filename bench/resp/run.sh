@@ -39,7 +39,6 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_NAME=resp/run.sh
 . "$ROOT/bench/lib.sh"
 
-HOST=127.0.0.1                  # never send traffic anywhere else
 PORT_FROM=19300                 # free ports are searched from here up
 REQUESTS=200000                 # -n without pipelining
 REQUESTS_P=2000000              # -n with pipelining (a run of similar length)
@@ -56,7 +55,7 @@ RINGFRONT=${RINGFRONT:-$ROOT/ringfront}
 RESULTS_DIR=$ROOT/bench/results
 TESTS=(set get)
 
-usage() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; cat <<EOF
+usage() { bench_help; cat <<EOF
 
 Options:
   --requests N           -n of each run without pipelining (default $REQUESTS)

@@ -29,7 +29,6 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_NAME=syscalls/run.sh
 . "$ROOT/bench/lib.sh"
 
-HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19080                # bench/wrk/run.sh's
 DURATION=5
 CONNS=64
@@ -43,7 +42,7 @@ while (($#)); do
 	--conns) CONNS=${2:?}; shift ;;
 	--targets) TARGETS=${2:?}; shift ;;
 	--keep) KEEP=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) bench_help; exit 0 ;;
 	*) die "unknown option: $1 (see --help)" ;;
 	esac
 	shift

@@ -21,12 +21,21 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_NAME=wrk/run.sh
 . "$ROOT/bench/lib.sh"
 
-HOST=127.0.0.1                  # never send traffic anywhere else
 PROXY_PORT=19080
 BE_PORTS=(19101 19102)
 SLOW_PORT=19103                 # the slow scenario's second backend (demo-backend)
 SLOW_MS=20                      # ... and how late it answers
-BODY='{"id":42,"name":"user-42","email":"user42@example.com","ok":true}'
+# ringfront's variants: each of its configurations with one setting
+# changed. ringfront-epoll: the epoll event backend; ringfront-batch:
+# batched io_uring waits; ringfront-w1: one worker (against workers = auto
+# in --whole-machine mode: how ringfront scales).
+declare -A VARIANT_SED=(
+	[ringfront-epoll]='s/^\[server\]$/[server]\nio = epoll/'
+	[ringfront-batch]='s/^\[server\]$/[server]\nbatch_wait_us = 100/'
+	[ringfront-w1]='s/^workers = .*/workers = 1/'
+)
+VARIANTS=(ringfront-epoll ringfront-batch ringfront-w1)
+is_variant() { [[ -n ${VARIANT_SED[$1]:-} ]]; }
 
 DURATION=5
 REPEAT=3
@@ -69,7 +78,7 @@ slow      | 1 | 64   | /users/42       |                            | ringfront 
 '
 
 usage() {
-	sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'
+	bench_help
 	cat <<EOF
 
 Options:
@@ -163,8 +172,9 @@ for s in "${RUN_SCENARIOS[@]}"; do
 done
 case $SERVE in
 ''|backends) ;;
-ringfront|ringfront-epoll|ringfront-batch|ringfront-w1|haproxy|nginx) TARGETS=$SERVE ;;
-*) die "--serve takes ringfront, ringfront-epoll, ringfront-batch, ringfront-w1, haproxy, nginx or backends" ;;
+*)	[[ $SERVE =~ ^(ringfront|haproxy|nginx)$ ]] || is_variant "$SERVE" \
+		|| die "--serve takes ringfront, $(printf '%s, ' "${VARIANTS[@]}")haproxy, nginx or backends"
+	TARGETS=$SERVE ;;
 esac
 [[ $SERVE_FOR =~ ^[1-9][0-9]*$ ]] || die "--serve-for takes seconds"
 case $IO in
@@ -177,7 +187,7 @@ both|uring,epoll|epoll,uring)
 esac
 IFS=, read -r -a RUN_TARGETS <<<"$TARGETS"
 for t in "${RUN_TARGETS[@]}"; do
-	case $t in ringfront|ringfront-epoll|ringfront-batch|ringfront-w1|haproxy|nginx|direct) ;; *) die "unknown target '$t'" ;; esac
+	[[ $t =~ ^(ringfront|haproxy|nginx|direct)$ ]] || is_variant "$t" || die "unknown target '$t'"
 done
 # The slow scenario needs the demo backend (built by make with ringfront).
 WANT_SLOW=0
@@ -407,16 +417,7 @@ ringfront_cfg "${BE_PORTS[1]}" "" "
 [cache]
 memory = 64m
 " >"$TMP/ringfront/ringfront-cache.ini"
-# ringfront's variants: each of those configurations with one setting
-# changed. ringfront-epoll: the epoll event backend; ringfront-batch:
-# batched io_uring waits; ringfront-w1: one worker (against workers = auto
-# in --whole-machine mode: how ringfront scales).
-declare -A VARIANT_SED=(
-	[ringfront-epoll]='s/^\[server\]$/[server]\nio = epoll/'
-	[ringfront-batch]='s/^\[server\]$/[server]\nbatch_wait_us = 100/'
-	[ringfront-w1]='s/^workers = .*/workers = 1/'
-)
-VARIANTS=(ringfront-epoll ringfront-batch ringfront-w1)
+# The variants' configurations (VARIANT_SED at the top).
 for v in "${VARIANTS[@]}"; do
 	mkdir -p "$TMP/$v"
 	for f in "$TMP"/ringfront/ringfront*.ini; do
@@ -430,19 +431,17 @@ done
 wanted() {
 	case $1 in
 	ringfront-lt) [[ " ${RUN_TARGETS[*]} " == *" ringfront "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]] ;;
-	ringfront-epoll|ringfront-batch|ringfront-w1)
-		[[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" ringfront "* ]] ;;
-	*) [[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" $1 "* ]] ;;
+	*)	local as=$1
+		is_variant "$1" && as=ringfront
+		[[ " ${RUN_TARGETS[*]} " == *" $1 "* && " ${SC_TARGETS[$2]} " == *" $as "* ]] ;;
 	esac
 }
 
 # cfg_path TARGET SCENARIO: the configuration file of that run.
 cfg_path() {
 	case $1 in
-	ringfront) CFG=$TMP/ringfront/ringfront.ini
-		[[ -f $TMP/ringfront/ringfront-$2.ini ]] && CFG=$TMP/ringfront/ringfront-$2.ini ;;
 	ringfront-lt) CFG=$TMP/ringfront/ringfront-$2-lt.ini ;;
-	ringfront-epoll|ringfront-batch|ringfront-w1) CFG=$TMP/$1/ringfront.ini
+	ringfront*) CFG=$TMP/$1/ringfront.ini   # ringfront or a variant
 		[[ -f $TMP/$1/ringfront-$2.ini ]] && CFG=$TMP/$1/ringfront-$2.ini ;;
 	haproxy) CFG=$TMP/haproxy/haproxy.cfg
 		[[ -f $TMP/haproxy/haproxy-$2.cfg ]] && CFG=$TMP/haproxy/haproxy-$2.cfg ;;
