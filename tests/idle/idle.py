@@ -34,6 +34,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import free_port, port_opens  # noqa: E402
 from procstat import fd_census, fd_count, rss_kb  # noqa: E402
 
 RINGFRONT = os.path.abspath(os.environ.get("RINGFRONT") or os.path.join(ROOT, "ringfront"))
@@ -52,27 +54,6 @@ FD_OWN = 300
 
 def log(msg):
     print("idle: " + msg, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
 
 
 def get(port, path="/users/42"):
@@ -141,7 +122,7 @@ def main():
         rf = subprocess.Popen([RINGFRONT, "-c", ini], stdin=subprocess.DEVNULL, stdout=rflog,
                               stderr=subprocess.STDOUT)
         procs.append(rf)
-        if not wait_port(bport, be) or not wait_port(port, rf):
+        if not port_opens(bport, proc=be) or not port_opens(port, proc=rf):
             log("ringfront or the backend did not start")
             return 1
         warm_up(port)

@@ -40,16 +40,26 @@ def free_port():
     return port
 
 
-def wait_port(port, timeout=10.0, proc=None):
+def port_opens(port, timeout=10.0, proc=None):
+    """True once 127.0.0.1:<port> accepts a connection; False after <timeout>
+    seconds, or as soon as <proc> (anything with poll()) has exited."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise TestFailure("process exited early: %s" % proc.output())
+            return False
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            return True
         except OSError:
             time.sleep(0.02)
+    return False
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    if port_opens(port, timeout, proc):
+        return
+    if proc is not None and proc.poll() is not None:
+        raise TestFailure("process exited early: %s" % proc.output())
     raise TestFailure("port %d did not open" % port)
 
 

@@ -49,7 +49,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import Conn, free_port, raw_exchange, request  # noqa: E402
+from harness import Conn, free_port, port_opens, raw_exchange, request  # noqa: E402
 from loadgen import Load  # noqa: E402
 from procstat import cpu_seconds, fd_census, rss_kb  # noqa: E402
 
@@ -127,19 +127,6 @@ def start_backend(port):
         except OSError:
             time.sleep(0.02)
     raise RuntimeError("demo-backend on %d did not start" % port)
-
-
-def wait_port(port, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def check_config(text):
@@ -381,7 +368,7 @@ def main():
     threads = []
     wrk_out = {}
     try:
-        if not wait_port(port, rf):
+        if not port_opens(port, 30, rf):
             log("ringfront did not start")
             return 1
         listen = [port, aport] + [ports[f] for f in ("cache", "ratelimit") if f in features]
